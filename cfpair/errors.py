@@ -1,0 +1,28 @@
+"""Exception hierarchy: one root, subclasses that carry the context a user needs to act."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CfpairError(Exception):
+    """Root of every error cfpair raises on purpose."""
+
+
+class ShapeError(CfpairError, ValueError):
+    """Arrays whose shapes, dtypes or values break a documented contract."""
+
+
+class DatasetFormatError(CfpairError):
+    """A file on disk does not follow its format; names the file, the line and what was expected."""
+
+    def __init__(self, path: str | Path, reason: str, line: int | None = None) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.reason = reason
+        where = f"{self.path}:{line}" if line is not None else str(self.path)
+        super().__init__(f"{where}: {reason}")
+
+
+class ConfigError(CfpairError, ValueError):
+    """A configuration value is missing, malformed or inconsistent."""

@@ -1,0 +1,1 @@
+"""Pure geometry on plain numpy arrays (any leading dimensions); no dataclasses."""

@@ -1,0 +1,168 @@
+"""Kinematic bicycle rollout from (acceleration, steering rate) with limits, and a feasibility
+check of any trajectory. Vectorised over any leading dimensions; the per-step clamps that make
+the recurrences sequential are solved with an associative scan in O(log T) array passes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from cfpair.geometry.transforms import wrap_angle
+
+F64 = NDArray[np.float64]
+Bool = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class VehicleLimits:
+    """Bicycle-model parameters and limits. Defaults: nuPlan's Pacifica wheel base, NAVSIM's
+    max steering pi/3, and the nuPlan/NAVSIM comfort bounds for acceleration and yaw rate."""
+
+    wheel_base: float = 3.089
+    max_steer: float = float(np.pi / 3)
+    max_steer_rate: float = 0.8  # rad/s at the wheels (our choice; no public source)
+    min_accel: float = -8.0  # emergency braking is allowed for rollouts, not for comfort
+    max_accel: float = 4.0
+    max_speed: float = 40.0
+    max_lat_accel: float = 6.0  # friction-circle style cap on v^2 * curvature
+    max_yaw_rate: float = 1.2
+
+
+def clamped_cumsum(increments: ArrayLike, start: ArrayLike, lo: ArrayLike, hi: ArrayLike
+                   ) -> F64:
+    """y[0] = clip(start), y[t+1] = clip(y[t] + inc[t], lo, hi) along the last axis.
+
+    Each step is f_t(y) = min(max(y + a, l), h); such clamped shifts are closed under
+    composition (g after f = clamp(y + a_f + a_g, clamp(l_f + a_g, l_g, h_g), clamp(h_f + a_g,
+    l_g, h_g))), so all prefixes come from a Hillis-Steele scan. Returns (..., T + 1).
+    """
+    inc = np.asarray(increments, dtype=np.float64)
+    lo_b = np.broadcast_to(np.asarray(lo, dtype=np.float64), inc.shape[:-1])[..., None]
+    hi_b = np.broadcast_to(np.asarray(hi, dtype=np.float64), inc.shape[:-1])[..., None]
+    a = inc.copy()
+    lo_c = np.broadcast_to(lo_b, inc.shape).copy()
+    hi_c = np.broadcast_to(hi_b, inc.shape).copy()
+    n = inc.shape[-1]
+    step = 1
+    while step < n:  # log2(T) passes over the whole array, not a loop over steps
+        pa, pl, ph = a[..., :-step], lo_c[..., :-step], hi_c[..., :-step]
+        ca, cl, ch = a[..., step:], lo_c[..., step:], hi_c[..., step:]
+        new_l = np.clip(pl + ca, cl, ch)
+        new_h = np.clip(ph + ca, cl, ch)
+        a = np.concatenate([a[..., :step], pa + ca], axis=-1)
+        lo_c = np.concatenate([lo_c[..., :step], new_l], axis=-1)
+        hi_c = np.concatenate([hi_c[..., :step], new_h], axis=-1)
+        step *= 2
+    y0 = np.clip(np.broadcast_to(np.asarray(start, dtype=np.float64), inc.shape[:-1]),
+                 lo_b[..., 0], hi_b[..., 0])[..., None]
+    rest = np.clip(y0 + a, lo_c, hi_c)
+    return np.concatenate([y0, rest], axis=-1)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """States at T + 1 steps (..., T + 1): rear-axle x, y (m), yaw (rad), speed v (m/s),
+    steering angle (rad), applied acceleration (m/s^2, last repeated) and yaw rate (rad/s)."""
+
+    x: F64
+    y: F64
+    yaw: F64
+    v: F64
+    steer: F64
+    accel: F64
+    yaw_rate: F64
+
+
+def bicycle_rollout(x0: ArrayLike, y0: ArrayLike, yaw0: ArrayLike, v0: ArrayLike,
+                    accel: ArrayLike, steer_rate: ArrayLike, dt: float,
+                    steer0: ArrayLike = 0.0, limits: VehicleLimits = VehicleLimits()
+                    ) -> Rollout:
+    """Roll a kinematic bicycle (rear-axle reference, explicit Euler as in NAVSIM) forward.
+
+    accel, steer_rate: (..., T) commands, clipped to the limits; speed is clamped to
+    [0, max_speed] and the steering angle to +-max_steer at every step; the yaw rate
+    v * tan(steer) / L is not capped here: the actuator limits alone shape the rollout, and
+    :func:`check_feasibility` judges yaw rate and lateral acceleration, so a caller can reject
+    candidates that exceed them. Initial values broadcast against the leading shape.
+    """
+    acc = np.clip(np.asarray(accel, dtype=np.float64), limits.min_accel, limits.max_accel)
+    rate = np.clip(np.asarray(steer_rate, dtype=np.float64), -limits.max_steer_rate,
+                   limits.max_steer_rate)
+    acc, rate = np.broadcast_arrays(acc, rate)
+    lead = acc.shape[:-1]
+    v = clamped_cumsum(acc * dt, np.broadcast_to(v0, lead), 0.0, limits.max_speed)
+    steer = clamped_cumsum(rate * dt, np.broadcast_to(steer0, lead), -limits.max_steer,
+                           limits.max_steer)
+    applied = np.diff(v, axis=-1) / dt
+    applied = np.concatenate([applied, applied[..., -1:]], axis=-1)
+    omega = v * np.tan(steer) / limits.wheel_base
+    yaw0b = np.broadcast_to(np.asarray(yaw0, dtype=np.float64), lead)[..., None]
+    yaw = yaw0b + np.concatenate([np.zeros(lead + (1,)),
+                                  np.cumsum(omega[..., :-1] * dt, axis=-1)], axis=-1)
+    step_x = v[..., :-1] * np.cos(yaw[..., :-1]) * dt
+    step_y = v[..., :-1] * np.sin(yaw[..., :-1]) * dt
+    x = np.broadcast_to(np.asarray(x0, dtype=np.float64), lead)[..., None] + np.concatenate(
+        [np.zeros(lead + (1,)), np.cumsum(step_x, axis=-1)], axis=-1)
+    y = np.broadcast_to(np.asarray(y0, dtype=np.float64), lead)[..., None] + np.concatenate(
+        [np.zeros(lead + (1,)), np.cumsum(step_y, axis=-1)], axis=-1)
+    return Rollout(x, y, wrap_angle(yaw), v, steer, applied, omega)
+
+
+@dataclass(frozen=True)
+class Feasibility:
+    """Per-trajectory (leading shape) feasibility verdicts and the worst value of each signal."""
+
+    ok: Bool
+    reverse_ok: Bool
+    accel_ok: Bool
+    steer_ok: Bool
+    steer_rate_ok: Bool
+    lat_accel_ok: Bool  # lateral acceleration and yaw rate within limits
+    heading_ok: Bool
+    max_abs_steer: F64
+    max_abs_lat_accel: F64
+
+
+def check_feasibility(x: ArrayLike, y: ArrayLike, yaw: ArrayLike, dt: float,
+                      limits: VehicleLimits = VehicleLimits(), tol: float = 1e-6,
+                      heading_tol: float = 0.35) -> Feasibility:
+    """Could a kinematic bicycle within ``limits`` drive this rear-axle path?
+
+    x, y, yaw: (..., T) sampled every dt seconds. Speeds come from displacements; the motion
+    must follow the heading (|course - yaw| < heading_tol where moving faster than 0.5 m/s, no
+    reversing), and the implied acceleration, steering angle atan(L * curvature), steering rate
+    and lateral acceleration must respect the limits (+ tol).
+    """
+    x, y, yaw = (np.asarray(a, dtype=np.float64) for a in (x, y, yaw))
+    dx, dy = np.diff(x, axis=-1), np.diff(y, axis=-1)
+    dist = np.hypot(dx, dy)
+    v = dist / dt
+    course = np.arctan2(dy, dx)
+    moving = v > 0.5
+    dyaw = wrap_angle(np.diff(yaw, axis=-1))
+    along = np.cos(course - yaw[..., :-1])
+    reverse_ok = ~np.any(moving & (along < 0), axis=-1)
+    heading_ok = ~np.any(moving & (np.abs(wrap_angle(course - yaw[..., :-1])) > heading_tol)
+                         & (along >= 0), axis=-1)
+    accel = np.diff(v, axis=-1) / dt
+    accel_ok = np.all((accel >= limits.min_accel - tol) & (accel <= limits.max_accel + tol),
+                      axis=-1)
+    # curvature (hence steering) is only defined while moving; below 0.5 m/s it is not judged
+    curvature = np.where(moving, dyaw / np.maximum(dist, 1e-9), 0.0)
+    steer = np.arctan(curvature * limits.wheel_base)
+    max_abs_steer = np.max(np.abs(steer), axis=-1, initial=0.0)
+    steer_ok = max_abs_steer <= limits.max_steer + tol
+    steer_rate = np.diff(steer, axis=-1) / dt
+    both = moving[..., 1:] & moving[..., :-1]
+    steer_rate_ok = np.all(~both | (np.abs(steer_rate) <= limits.max_steer_rate + 1e-3),
+                           axis=-1)
+    yaw_rate = dyaw / dt
+    lat = v * yaw_rate
+    max_abs_lat = np.max(np.abs(lat), axis=-1, initial=0.0)
+    lat_ok = (max_abs_lat <= limits.max_lat_accel + 1e-3) & np.all(
+        np.abs(yaw_rate) <= limits.max_yaw_rate + 1e-6, axis=-1)
+    ok = reverse_ok & heading_ok & accel_ok & steer_ok & steer_rate_ok & lat_ok
+    return Feasibility(ok, reverse_ok, accel_ok, steer_ok, steer_rate_ok, lat_ok, heading_ok,
+                       max_abs_steer, max_abs_lat)

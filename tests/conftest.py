@@ -1,0 +1,45 @@
+"""Shared test helpers: shapely polygons from boxes, random box generators."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import shapely
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def box_polygons(x, y, yaw, length, width) -> np.ndarray:
+    """shapely Polygons for boxes (shapes broadcast), built from cfpair's corners."""
+    from cfpair.geometry.boxes import box_corners
+
+    return shapely.polygons(box_corners(x, y, yaw, length, width))
+
+
+def random_boxes(rng: np.random.Generator, n: int, spread: float = 6.0):
+    """n random boxes: centres in [-spread, spread]^2, any yaw, sizes 0.5-6 x 0.3-3 m."""
+    return (rng.uniform(-spread, spread, n), rng.uniform(-spread, spread, n),
+            rng.uniform(-np.pi, np.pi, n), rng.uniform(0.5, 6.0, n), rng.uniform(0.3, 3.0, n))
+
+
+def rigid_xy(x, y, ang: float, tx: float, ty: float):
+    """Rotate points by ang about the origin, then translate by (tx, ty)."""
+    c, s = np.cos(ang), np.sin(ang)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    return c * x - s * y + tx, s * x + c * y + ty
+
+
+def move_box(b, ang: float, tx: float, ty: float):
+    """A box tuple (x, y, yaw, length, width) moved rigidly."""
+    x, y, yaw, length, width = b
+    mx, my = rigid_xy(x, y, ang, tx, ty)
+    return (mx, my, np.asarray(yaw) + ang, length, width)
+
+
+def move_seq(b, ang: float, tx: float, ty: float):
+    """A BoxSeq moved rigidly."""
+    mx, my = rigid_xy(b.x, b.y, ang, tx, ty)
+    return b._replace(x=mx, y=my, yaw=np.asarray(b.yaw) + ang)
