@@ -1,0 +1,86 @@
+"""The small interface every scenario source implements, and the lazy registry of sources."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from cfpair.errors import CfpairError, ConfigError
+from cfpair.types import Scenario
+
+
+@dataclass(frozen=True, order=True)
+class ScenarioRef:
+    """Where one scenario lives: enough for any worker to load it again.
+
+    source: registry name; scenario_id: unique within the source; split: split name;
+    path: the file or folder that holds it ('' for generated scenes); extra: small
+    source-specific hints (e.g. the window start of a NAVSIM scene), JSON-serialisable.
+    """
+
+    source: str
+    scenario_id: str
+    split: str = ""
+    path: str = ""
+    extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+
+    def hint(self, key: str, default: Any = None) -> Any:
+        """Look up a value in ``extra``."""
+        return dict(self.extra).get(key, default)
+
+
+@runtime_checkable
+class ScenarioSource(Protocol):
+    """A dataset: list the scenarios of a split, load one of them."""
+
+    name: str
+
+    def list(self, split: str) -> list[ScenarioRef]:
+        """Every scenario of ``split``, in a deterministic order."""
+        ...
+
+    def load(self, ref: ScenarioRef) -> Scenario:
+        """Load one scenario; raise a CfpairError subclass naming the file on bad input."""
+        ...
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A scenario that could not be loaded, and why."""
+
+    ref: ScenarioRef
+    reason: str
+
+
+def load_all(source: ScenarioSource, split: str, limit: int | None = None
+             ) -> Iterator[Scenario | Rejected]:
+    """Load every scenario of a split; a bad clip yields a Rejected, never stops the run."""
+    refs = source.list(split)
+    for ref in refs[:limit] if limit is not None else refs:
+        try:
+            yield source.load(ref)
+        except CfpairError as exc:
+            yield Rejected(ref, str(exc))
+
+
+#: registry name -> "module:Class"; modules are imported only when the source is used
+SOURCES: dict[str, str] = {
+    "synthetic": "cfpair.sources.synthetic:SyntheticSource",
+    "deepaccident": "cfpair.sources.deepaccident:DeepAccidentSource",
+    "navsim": "cfpair.sources.navsim:NavsimSource",
+    "carla": "cfpair.sources.carla:CarlaRecordingSource",
+}
+
+
+def get_source(name: str, root: str | Path | None = None, **options: Any) -> ScenarioSource:
+    """Instantiate a registered source by name, importing its module lazily."""
+    try:
+        target = SOURCES[name]
+    except KeyError:
+        raise ConfigError(f"unknown source {name!r}; expected one of {sorted(SOURCES)}") from None
+    module, cls = target.split(":")
+    source_cls = getattr(importlib.import_module(module), cls)
+    return source_cls(root=root, **options) if root is not None else source_cls(**options)
