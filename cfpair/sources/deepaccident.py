@@ -1,0 +1,395 @@
+"""DeepAccident loader (CARLA V2X accident clips), per shared/specs/deepaccident-format.md.
+
+Frames: 10 Hz label files per recording agent (``ego_vehicle``, ``ego_vehicle_behind``,
+``other_vehicle``, ``other_vehicle_behind``, ``infrastructure``). Each view's boxes are moved
+lidar -> ego -> world with its calib pickle, then CARLA's left-handed world is flipped to
+cfpair's right-handed frame (y, yaw and vy change sign). All views are merged into one scene
+keyed by CARLA actor id; the recording vehicles' own ``-100`` rows are mapped to their ids via
+the meta file's ``agents id`` line (order: ego, ego_behind, other, other_behind).
+
+Velocities in label files are in a disputed frame (spec section 4.4), so cfpair ignores them
+and differentiates world positions over time instead. Collision ground truth comes from meta
+line 1 (tokens 1-7), never from the folder name. The ego reference point is the **box centre**
+(CARLA's vehicle origin), so ``ego_rear_to_center`` is 0 for this source.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cfpair.errors import DatasetFormatError
+from cfpair.sources.base import ScenarioRef
+from cfpair.sources.safe_pickle import safe_load
+from cfpair.types import AgentTracks, MapGeometry, Scenario, Trajectory
+
+F64 = NDArray[np.float64]
+
+AGENT_VIEWS = ("ego_vehicle", "ego_vehicle_behind", "other_vehicle", "other_vehicle_behind",
+               "infrastructure")
+#: position of each vehicle view in the meta ``agents id`` line
+AGENT_ID_SLOT = {"ego_vehicle": 0, "ego_vehicle_behind": 1, "other_vehicle": 2,
+                 "other_vehicle_behind": 3}
+CLASS_MAP = {"car": "vehicle", "van": "vehicle", "truck": "truck", "bus": "bus",
+             "cyclist": "cyclist", "motorcycle": "motorcycle", "pedestrian": "pedestrian"}
+CAMERAS = ("Camera_Front", "Camera_FrontLeft", "Camera_FrontRight", "Camera_Back",
+           "Camera_BackLeft", "Camera_BackRight")
+DT = 0.1
+STATIC_ID_MIN = 20000
+DEFAULT_EGO_SIZE = (3.99, 1.85)
+_STEM = re.compile(r"^(?P<scenario>.+)_(?P<frame>\d+)$")
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    """One object line of a label file, as written (lidar frame, left-handed)."""
+
+    cls: str
+    x: float
+    y: float
+    z: float
+    length: float
+    width: float
+    height: float
+    yaw: float
+    vx: float
+    vy: float
+    actor_id: int
+    num_points: int
+    visible: bool
+
+
+def parse_label_file(path: Path) -> tuple[tuple[float, float], list[LabelRow]]:
+    """Header speeds and object rows of one label file; errors name the file and line."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise DatasetFormatError(path, f"cannot read label file: {exc.strerror or exc}") from exc
+    if not lines:
+        raise DatasetFormatError(path, "empty label file: expected a header line with two "
+                                 "speeds")
+    head = lines[0].split()
+    if len(head) != 2:
+        raise DatasetFormatError(path, f"header must hold 2 speeds, got {len(head)} tokens", 1)
+    speeds = (_float(head[0], path, 1, "speed x"), _float(head[1], path, 1, "speed y"))
+    rows = []
+    for i, line in enumerate(lines[1:], start=2):
+        tok = line.split()
+        if len(tok) <= 1:
+            continue  # the official converter skips such lines too
+        if len(tok) != 13:
+            raise DatasetFormatError(path, f"expected 13 tokens (class x y z l w h yaw vx vy id "
+                                     f"points visible), got {len(tok)}", i)
+        cls = tok[0]
+        if cls not in CLASS_MAP:
+            raise DatasetFormatError(path, f"unknown class {cls!r}; expected one of "
+                                     f"{sorted(CLASS_MAP)}", i)
+        vals = [_float(v, path, i, name) for v, name in zip(
+            tok[1:10], ("x", "y", "z", "length", "width", "height", "yaw", "vx", "vy"),
+            strict=True)]
+        if vals[3] <= 0 or vals[4] <= 0:
+            raise DatasetFormatError(path, f"box size must be > 0, got {vals[3]} x {vals[4]}", i)
+        try:
+            actor = int(tok[10])
+            pts = int(tok[11])
+        except ValueError:
+            raise DatasetFormatError(path, f"id and point count must be integers, got "
+                                     f"{tok[10]!r} {tok[11]!r}", i) from None
+        rows.append(LabelRow(cls, *vals, actor, pts, tok[12] == "True"))
+    return speeds, rows
+
+
+def _float(text: str, path: Path, line: int, name: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise DatasetFormatError(path, f"{name} must be a number, got {text!r}", line) from None
+    if not math.isfinite(v):
+        raise DatasetFormatError(path, f"{name} must be finite, got {text}", line)
+    return v
+
+
+@dataclass(frozen=True)
+class Meta:
+    """A parsed meta file (spec section 7)."""
+
+    weather: str
+    colliding_ids: tuple[int, int] | None
+    colliding_classes: tuple[str, str] | None
+    intensity: float | None
+    spawn_relation: str
+    collision_position: str
+    length_frames: int
+    fields: dict[str, list[str]]
+
+    @property
+    def collision(self) -> bool:
+        return self.colliding_ids is not None
+
+    @property
+    def agents_id(self) -> list[int]:
+        return [int(v) for v in self.fields.get("agents id", [])]
+
+
+def parse_meta(path: Path) -> Meta:
+    """Parse ``meta/<scenario>.txt``; line 1 has 9 tokens, later lines are ``key: value``."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise DatasetFormatError(path, f"missing or unreadable meta file: "
+                                 f"{exc.strerror or exc}") from exc
+    if not lines:
+        raise DatasetFormatError(path, "empty meta file")
+    tok = lines[0].split()
+    if len(tok) != 9:
+        raise DatasetFormatError(path, f"line 1 must hold 9 tokens (weather id1 class1 id2 "
+                                 f"class2 value relation position length), got {len(tok)}", 1)
+    try:
+        length = int(tok[8])
+    except ValueError:
+        raise DatasetFormatError(path, f"scenario length must be an integer, got {tok[8]!r}",
+                                 1) from None
+    fields: dict[str, list[str]] = {}
+    for i, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        if ":" not in line:
+            raise DatasetFormatError(path, f"expected 'key: value', got {line.strip()!r}", i)
+        key, value = line.split(":", 1)
+        fields[key.strip()] = value.split()
+    for key, want in (("agents id", 4), ("colliding agents", 2)):
+        if key in fields and len(fields[key]) != want:
+            raise DatasetFormatError(path, f"{key!r} must list {want} values, got "
+                                     f"{fields[key]}")
+    if "agents id" in fields and not all(re.fullmatch(r"-?\d+", v) for v in fields["agents id"]):
+        raise DatasetFormatError(path, f"'agents id' must be integers, got {fields['agents id']}")
+    none = tok[1:8] == ["-1"] * 7
+    try:
+        ids = None if none else (int(tok[1]), int(tok[3]))
+        intensity = None if none else float(tok[5])
+    except ValueError:
+        raise DatasetFormatError(path, f"colliding ids must be integers and token 6 a number, "
+                                 f"got {tok[1:6]}", 1) from None
+    return Meta(tok[0], ids, None if none else (tok[2], tok[4]), intensity,
+                tok[6], tok[7], length, fields)
+
+
+def _calib(path: Path) -> tuple[F64, F64]:
+    data = safe_load(path)
+    if not isinstance(data, dict):
+        raise DatasetFormatError(path, f"calib must be a dict, got {type(data).__name__}")
+    out = []
+    for key in ("lidar_to_ego", "ego_to_world"):
+        if key not in data:
+            raise DatasetFormatError(path, f"calib lacks {key!r}; keys: {sorted(data)}")
+        try:
+            m = np.asarray(data[key], dtype=np.float64)
+        except (TypeError, ValueError):
+            m = np.full((0,), np.nan)
+        if m.shape != (4, 4) or not np.all(np.isfinite(m)):
+            raise DatasetFormatError(path, f"calib {key!r} must be a finite 4x4 matrix, got "
+                                     f"shape {m.shape}")
+        out.append(m)
+    return out[0], out[1]
+
+
+def read_split(root: Path, split: str) -> list[tuple[str, str]]:
+    """(scenario_type, scenario_name) lines of a split file at the root or in split_txt_files/."""
+    candidates = [root / "split_txt_files" / f"{split}.txt", root / f"{split}.txt"]
+    for p in candidates:
+        if p.is_file():
+            out = []
+            for i, line in enumerate(p.read_text().splitlines(), start=1):
+                if not line.strip():
+                    continue
+                tok = line.split()
+                if len(tok) != 2:
+                    raise DatasetFormatError(p, f"expected '<scenario_type> <scenario_name>', "
+                                             f"got {line.strip()!r}", i)
+                out.append((tok[0], tok[1]))
+            return out
+    raise DatasetFormatError(candidates[0], f"no split file for {split!r} (also looked for "
+                             f"{candidates[1]})")
+
+
+class DeepAccidentSource:
+    """DeepAccident on disk. ``split``: a split-file name (train, val, test, train_mini ...)
+    or ``all`` (every scenario with a meta file)."""
+
+    name = "deepaccident"
+
+    def __init__(self, root: str | Path, anchor_seconds: tuple[float, ...] = (0.5, 1.0, 1.5,
+                                                                              2.0, 2.5, 3.0),
+                 min_history_s: float = 1.0) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetFormatError(self.root, "DeepAccident root is not a directory")
+        self.anchor_seconds = anchor_seconds
+        self.min_history_s = min_history_s
+
+    def list(self, split: str) -> list[ScenarioRef]:
+        """Refs for a split file, or every scenario with a meta file for ``all``."""
+        if split == "all":
+            pairs = sorted((m.parent.parent.name, m.stem)
+                           for m in self.root.glob("*/meta/*.txt"))
+        else:
+            pairs = read_split(self.root, split)
+        return [ScenarioRef(self.name, f"{typ}/{name}", split, str(self.root / typ))
+                for typ, name in pairs]
+
+    def load(self, ref: ScenarioRef) -> Scenario:
+        """Load and merge all views of one scenario."""
+        typ, name = ref.scenario_id.split("/", 1)
+        base = self.root / typ
+        meta = parse_meta(base / "meta" / f"{name}.txt")
+        label_dir = base / "ego_vehicle" / "label" / name
+        frames = sorted(_frame_index(p) for p in label_dir.glob("*.txt"))
+        if not frames:
+            raise DatasetFormatError(label_dir, "no ego_vehicle label files for this scenario")
+        f0, f1 = frames[0], frames[-1]
+        n_t = f1 - f0 + 1
+        t = np.arange(n_t) * DT
+        width = len(str(f1)) if len(str(f1)) > 3 else 3
+        obs: dict[int, dict[int, tuple[float, float, float, float, float, str]]] = {}
+        ego_obs: dict[int, tuple[float, float, float, float, float]] = {}
+        views = [v for v in AGENT_VIEWS if (base / v / "label" / name).is_dir()]
+        for view in views:
+            own_id = None
+            if view in AGENT_ID_SLOT and len(meta.agents_id) == 4:
+                own_id = meta.agents_id[AGENT_ID_SLOT[view]]
+            for fr in frames:
+                stem = f"{name}_{fr:0{width}d}"
+                lpath = base / view / "label" / name / f"{stem}.txt"
+                if not lpath.is_file():
+                    if view == "ego_vehicle":
+                        raise DatasetFormatError(lpath, "label file missing")
+                    continue
+                cpath = base / view / "calib" / name / f"{stem}.pkl"
+                if not cpath.is_file():
+                    raise DatasetFormatError(cpath, "calib file missing for an existing label")
+                _, rows = parse_label_file(lpath)
+                lidar_to_ego, ego_to_world = _calib(cpath)
+                to_world = ego_to_world @ lidar_to_ego
+                sensor_yaw = math.atan2(to_world[1, 0], to_world[0, 0])
+                k = fr - f0
+                for row in rows:
+                    pw = to_world @ np.array([row.x, row.y, row.z, 1.0])
+                    # left-handed CARLA world -> right-handed cfpair world: flip y and yaw
+                    x, y, yaw = pw[0], -pw[1], -(row.yaw + sensor_yaw)
+                    if row.actor_id == -100:
+                        if view == "ego_vehicle":
+                            ego_obs[k] = (x, y, yaw, row.length, row.width)
+                        if own_id is None:
+                            continue
+                        actor = own_id
+                    elif row.actor_id == -1:
+                        continue  # untracked: cannot be followed over time
+                    else:
+                        actor = row.actor_id
+                    cls = "static" if actor > STATIC_ID_MIN else CLASS_MAP[row.cls]
+                    obs.setdefault(actor, {}).setdefault(k, (x, y, yaw, row.length,
+                                                             row.width, cls))
+                if view == "ego_vehicle" and k not in ego_obs:
+                    # no -100 row: CARLA's vehicle origin (ego_to_world) is the box centre
+                    ego_obs[k] = (ego_to_world[0, 3], -ego_to_world[1, 3],
+                                  -math.atan2(ego_to_world[1, 0], ego_to_world[0, 0]),
+                                  *DEFAULT_EGO_SIZE)
+        ego_id = meta.agents_id[0] if len(meta.agents_id) == 4 else None
+        obs.pop(ego_id, None)
+        ego, ego_len, ego_wid = _ego_track(ego_obs, t)
+        agents = _agent_tracks(obs, t)
+        anchors = self._anchors(n_t)
+        sensors = {cam: tuple(f"{typ}/ego_vehicle/{cam}/{name}/{name}_{f0 + k:0{width}d}.jpg"
+                              for k in range(n_t))
+                   for cam in CAMERAS if (base / "ego_vehicle" / cam / name).is_dir()}
+        info: dict[str, Any] = {
+            "scenario_type": typ, "weather": meta.weather, "collision": meta.collision,
+            "colliding_ids": list(meta.colliding_ids or []),
+            "colliding_classes": list(meta.colliding_classes or []),
+            "colliding_agents": meta.fields.get("colliding agents", []),
+            "agents_id": meta.agents_id, "ego_actor_id": ego_id,
+            "road_type": " ".join(meta.fields.get("road_type", [])),
+            "scenario_length_frames": meta.length_frames, "first_frame": f0,
+            "views": views, "collision_position": meta.collision_position,
+        }
+        return Scenario(ref.scenario_id, self.name, ego, agents, MapGeometry(), DT, anchors,
+                        ego_length=ego_len, ego_width=ego_wid, ego_rear_to_center=0.0,
+                        sensors=sensors, meta=info).validate()
+
+    def _anchors(self, n_t: int) -> tuple[int, ...]:
+        """Steps 0.5-3 s before the last frame, keeping at least min_history_s of history."""
+        last = n_t - 1
+        lo = int(round(self.min_history_s / DT))
+        steps = {last - int(round(s / DT)) for s in self.anchor_seconds}
+        return tuple(sorted(k for k in steps if lo <= k < last))
+
+
+def _frame_index(path: Path) -> int:
+    m = _STEM.match(path.stem)
+    if not m:
+        raise DatasetFormatError(path, "label file name must end in _<frame number>")
+    return int(m.group("frame"))
+
+
+def _ego_track(ego_obs: dict[int, tuple], t: F64) -> tuple[Trajectory, float, float]:
+    n_t = t.size
+    x, y, yaw = np.zeros(n_t), np.zeros(n_t), np.zeros(n_t)
+    valid = np.zeros(n_t, bool)
+    sizes = []
+    for k, (ox, oy, oyaw, ln, wd) in ego_obs.items():
+        x[k], y[k], yaw[k], valid[k] = ox, oy, oyaw, True
+        sizes.append((ln, wd))
+    vx, vy = _velocity(x, y, valid, t)
+    ln, wd = np.median(np.array(sizes), axis=0) if sizes else DEFAULT_EGO_SIZE
+    return Trajectory(x, y, _wrap(yaw), vx, vy, t, valid), float(ln), float(wd)
+
+
+def _agent_tracks(obs: dict[int, dict[int, tuple]], t: F64) -> AgentTracks:
+    if not obs:
+        return AgentTracks.empty(t)
+    ids = sorted(obs)
+    n, n_t = len(ids), t.size
+    x, y, yaw = np.zeros((n, n_t)), np.zeros((n, n_t)), np.zeros((n, n_t))
+    valid = np.zeros((n, n_t), bool)
+    length, width, classes = np.zeros(n), np.zeros(n), []
+    for i, actor in enumerate(ids):
+        rows = obs[actor]
+        ks = np.array(sorted(rows))
+        arr = np.array([rows[k][:5] for k in ks])
+        x[i, ks], y[i, ks], yaw[i, ks] = arr[:, 0], arr[:, 1], arr[:, 2]
+        valid[i, ks] = True
+        length[i], width[i] = np.median(arr[:, 3]), np.median(arr[:, 4])
+        classes.append(rows[int(ks[0])][5])
+    vx, vy = _velocity(x, y, valid, t)
+    return AgentTracks(x, y, _wrap(yaw), vx, vy, valid, t, np.array([str(i) for i in ids]),
+                       np.array(classes), length, width)
+
+
+def _velocity(x: F64, y: F64, valid: NDArray[np.bool_], t: F64) -> tuple[F64, F64]:
+    """World velocity from positions: central differences where both neighbours are valid,
+    one-sided at track ends and gaps, 0 for isolated samples."""
+    def diff(a: F64) -> F64:
+        prev_ok = np.zeros_like(valid)
+        next_ok = np.zeros_like(valid)
+        prev_ok[..., 1:] = valid[..., 1:] & valid[..., :-1]
+        next_ok[..., :-1] = valid[..., :-1] & valid[..., 1:]
+        back = np.zeros_like(a)
+        fwd = np.zeros_like(a)
+        back[..., 1:] = (a[..., 1:] - a[..., :-1]) / DT
+        fwd[..., :-1] = (a[..., 1:] - a[..., :-1]) / DT
+        both = prev_ok & next_ok
+        v = np.where(both, (back + fwd) / 2, np.where(prev_ok, back, np.where(next_ok, fwd, 0)))
+        return np.where(valid, v, 0.0)
+
+    del t
+    return diff(x), diff(y)
+
+
+def _wrap(a: F64) -> F64:
+    return (a + np.pi) % (2 * np.pi) - np.pi
