@@ -3,8 +3,8 @@
 Families (the situations that produce accidents, as in DeepAccident and NHTSA pre-crash types):
 ``lead_brake`` (lead vehicle brakes hard), ``cut_in``, ``unprotected_left`` (left turn against
 oncoming traffic), ``junction_crossing``, ``pedestrian_dart`` (pedestrian steps out from behind a
-parked vehicle) and ``merge``. Right-hand traffic; 0.1 s steps; 2 s of history and 4 s of future
-around one anchor. ``risky_share`` of the scenes get a logged ego future that collides or nearly
+parked vehicle) and ``merge``. Right-hand traffic; 0.1 s steps; 2 s of history and 5 s of
+future (NAVSIM's observation horizon) around one anchor. ``risky_share`` of the scenes get a logged ego future that collides or nearly
 collides (the driver reacts late or not at all); the rest react in time. Every scene is a pure
 function of (seed, index), so any worker regenerates it identically.
 """
@@ -28,7 +28,7 @@ FAMILIES = ("lead_brake", "cut_in", "unprotected_left", "junction_crossing", "pe
             "merge")
 DT = 0.1
 HISTORY_S = 2.0
-FUTURE_S = 4.0
+FUTURE_S = 5.0
 LANE_W = 3.5
 EGO_LEN, EGO_WID, EGO_REAR_TO_CENTER = 5.176, 2.297, 1.461
 SPLITS = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}

@@ -52,7 +52,7 @@ def test_scenes_are_valid_and_ego_stays_on_the_road():
     src = SyntheticSource(n_scenes=24, seed=2)
     for s in load_all(src, "all"):
         s.validate()
-        assert s.dt == pytest.approx(0.1) and s.n_steps == 61 and s.anchors == (20,)
+        assert s.dt == pytest.approx(0.1) and s.n_steps == 71 and s.anchors == (20,)
         area = DrivableArea([shapely.Polygon(p) for p in s.map.drivable])
         cx, cy = s.ego_box_centre()
         assert area.boxes_inside(cx, cy, s.ego.yaw, s.ego_length, s.ego_width).all()
