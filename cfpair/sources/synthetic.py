@@ -4,8 +4,9 @@ Families (the situations that produce accidents, as in DeepAccident and NHTSA pr
 ``lead_brake`` (lead vehicle brakes hard), ``cut_in``, ``unprotected_left`` (left turn against
 oncoming traffic), ``junction_crossing``, ``pedestrian_dart`` (pedestrian steps out from behind a
 parked vehicle) and ``merge``. Right-hand traffic; 0.1 s steps; 2 s of history and 5 s of
-future (NAVSIM's observation horizon) around one anchor. ``risky_share`` of the scenes get a logged ego future that collides or nearly
-collides (the driver reacts late or not at all); the rest react in time. Every scene is a pure
+future (NAVSIM's observation horizon) around one anchor. ``risky_share`` of the scenes get a
+logged ego future that collides or nearly collides (the driver reacts late or not at all); the
+rest react in time. Every scene is a pure
 function of (seed, index), so any worker regenerates it identically.
 """
 
