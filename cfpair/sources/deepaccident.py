@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cfpair.errors import DatasetFormatError
+from cfpair.geometry.transforms import wrap_angle
 from cfpair.sources.base import ScenarioRef
 from cfpair.sources.safe_pickle import safe_load
 from cfpair.types import AgentTracks, MapGeometry, Scenario, Trajectory
@@ -347,7 +348,7 @@ def _ego_track(ego_obs: dict[int, tuple], t: F64) -> tuple[Trajectory, float, fl
         sizes.append((ln, wd))
     vx, vy = _velocity(x, y, valid, t)
     ln, wd = np.median(np.array(sizes), axis=0) if sizes else DEFAULT_EGO_SIZE
-    return Trajectory(x, y, _wrap(yaw), vx, vy, t, valid), float(ln), float(wd)
+    return Trajectory(x, y, wrap_angle(yaw), vx, vy, t, valid), float(ln), float(wd)
 
 
 def _agent_tracks(obs: dict[int, dict[int, tuple]], t: F64) -> AgentTracks:
@@ -367,7 +368,7 @@ def _agent_tracks(obs: dict[int, dict[int, tuple]], t: F64) -> AgentTracks:
         length[i], width[i] = np.median(arr[:, 3]), np.median(arr[:, 4])
         classes.append(rows[int(ks[0])][5])
     vx, vy = _velocity(x, y, valid, t)
-    return AgentTracks(x, y, _wrap(yaw), vx, vy, valid, t, np.array([str(i) for i in ids]),
+    return AgentTracks(x, y, wrap_angle(yaw), vx, vy, valid, t, np.array([str(i) for i in ids]),
                        np.array(classes), length, width)
 
 
@@ -390,6 +391,3 @@ def _velocity(x: F64, y: F64, valid: NDArray[np.bool_], t: F64) -> tuple[F64, F6
     del t
     return diff(x), diff(y)
 
-
-def _wrap(a: F64) -> F64:
-    return (a + np.pi) % (2 * np.pi) - np.pi

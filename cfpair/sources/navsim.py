@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from cfpair.errors import DatasetFormatError
+from cfpair.geometry.transforms import wrap_angle
 from cfpair.sources.base import ScenarioRef
 from cfpair.sources.safe_pickle import safe_load
 from cfpair.types import AgentTracks, MapGeometry, Scenario, Trajectory
@@ -200,7 +201,7 @@ class NavsimSource:
             for k, r in rows[tok].items():
                 arr[:, i, k] = r[:5]
                 valid[i, k] = True
-        yaw = (arr[2] + np.pi) % (2 * np.pi) - np.pi
+        yaw = wrap_angle(arr[2])
         return AgentTracks(arr[0], arr[1], yaw, arr[3], arr[4], valid, t, np.array(ids),
                            np.array(classes), length, width)
 
