@@ -256,7 +256,7 @@ class DeepAccidentSource:
         f0, f1 = frames[0], frames[-1]
         n_t = f1 - f0 + 1
         t = np.arange(n_t) * DT
-        width = len(str(f1)) if len(str(f1)) > 3 else 3
+        width = max(3, len(str(f1)))  # zero-padded to 3 digits, wider if needed
         obs: dict[int, dict[int, tuple[float, float, float, float, float, str]]] = {}
         ego_obs: dict[int, tuple[float, float, float, float, float]] = {}
         views = [v for v in AGENT_VIEWS if (base / v / "label" / name).is_dir()]
@@ -346,7 +346,7 @@ def _ego_track(ego_obs: dict[int, tuple], t: F64) -> tuple[Trajectory, float, fl
     for k, (ox, oy, oyaw, ln, wd) in ego_obs.items():
         x[k], y[k], yaw[k], valid[k] = ox, oy, oyaw, True
         sizes.append((ln, wd))
-    vx, vy = _velocity(x, y, valid, t)
+    vx, vy = _velocity(x, y, valid)
     ln, wd = np.median(np.array(sizes), axis=0) if sizes else DEFAULT_EGO_SIZE
     return Trajectory(x, y, wrap_angle(yaw), vx, vy, t, valid), float(ln), float(wd)
 
@@ -367,12 +367,12 @@ def _agent_tracks(obs: dict[int, dict[int, tuple]], t: F64) -> AgentTracks:
         valid[i, ks] = True
         length[i], width[i] = np.median(arr[:, 3]), np.median(arr[:, 4])
         classes.append(rows[int(ks[0])][5])
-    vx, vy = _velocity(x, y, valid, t)
+    vx, vy = _velocity(x, y, valid)
     return AgentTracks(x, y, wrap_angle(yaw), vx, vy, valid, t, np.array([str(i) for i in ids]),
                        np.array(classes), length, width)
 
 
-def _velocity(x: F64, y: F64, valid: NDArray[np.bool_], t: F64) -> tuple[F64, F64]:
+def _velocity(x: F64, y: F64, valid: NDArray[np.bool_]) -> tuple[F64, F64]:
     """World velocity from positions: central differences where both neighbours are valid,
     one-sided at track ends and gaps, 0 for isolated samples."""
     def diff(a: F64) -> F64:
@@ -388,6 +388,5 @@ def _velocity(x: F64, y: F64, valid: NDArray[np.bool_], t: F64) -> tuple[F64, F6
         v = np.where(both, (back + fwd) / 2, np.where(prev_ok, back, np.where(next_ok, fwd, 0)))
         return np.where(valid, v, 0.0)
 
-    del t
     return diff(x), diff(y)
 

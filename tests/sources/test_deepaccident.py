@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
+import shutil
 
 import numpy as np
 import pytest
@@ -158,15 +158,9 @@ def test_malformed_meta(case, tmp_path):
     assert expected in str(err.value)
 
 
-def _copy_tree(src: Path, dst: Path) -> None:
-    import shutil
-
-    shutil.copytree(src, dst)
-
-
 def test_bad_clips_are_rejected_good_ones_load(dataset, tmp_path):
     root = tmp_path / "da"
-    _copy_tree(dataset[0], root)
+    shutil.copytree(dataset[0], root)
     entries = dataset[2]
     (typ0, n0), (typ1, n1), (typ2, n2) = entries[0], entries[1], entries[2]
     # clip 0: a calib file goes missing; clip 1: meta deleted; clip 2: garbage inside a pickle
