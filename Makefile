@@ -5,7 +5,7 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
-EXTRAS := dev,maps,dask,bench
+EXTRAS := dev,maps,dask,bench,carla
 
 .PHONY: demo test lint bench clean
 
