@@ -17,12 +17,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e ".[$(EXTRAS)]"
 	touch $@
 
-# Until `cfpair generate` lands (issue: pairing), the demo times the geometry engine that
-# everything else stands on and writes its report under ./cfpair-out.
+# The main job on the embedded default: synthetic risky scenes, rules labeler, ./cfpair-out.
 demo: $(VENV)/.installed
-	@mkdir -p cfpair-out
-	$(BIN)/cfpair bench-geometry | tee cfpair-out/geometry-benchmark.txt
-	@echo "output: $(CURDIR)/cfpair-out/geometry-benchmark.txt"
+	$(BIN)/cfpair generate
+	@echo "output: $(CURDIR)/cfpair-out (data/*.parquet, manifest.json, README.md, rejects.jsonl)"
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check cfpair tests benchmarks
@@ -33,6 +31,8 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/geometry.py
+	$(BIN)/python benchmarks/loading.py
+	$(BIN)/python benchmarks/generate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -7,8 +7,8 @@ from a cold start each pass (per-process log/map caches cleared), and reports sc
 peak of Python-tracked memory (tracemalloc; numpy buffers included). The side-by-side peer is the
 **raw read floor**: reading the same files without building scenes (DeepAccident: the text
 label/meta files split into tokens and the calib pickles unpickled; NAVSIM: the log pickles
-unpickled and the GPKG layers the loader uses read with pyogrio; CARLA: the .npz arrays read). The ratio says how
-much work the conversion adds on top of merely reading the bytes.
+unpickled and the GPKG layers the loader uses read with pyogrio; CARLA: the .npz arrays read).
+The ratio says how much work the conversion adds on top of merely reading the bytes.
 """
 
 from __future__ import annotations

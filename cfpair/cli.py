@@ -40,3 +40,97 @@ def bench_geometry(
 
     for line in run_self_benchmark(candidates, agents, steps, seed):
         typer.echo(line)
+
+
+def _parse_options(items: list[str]) -> dict[str, object]:
+    """``key=value`` pairs; values parsed as JSON where they can be (numbers, booleans)."""
+    import json
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected key=value, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@app.command()
+def generate(
+    source: str = typer.Option(None, help="synthetic | deepaccident | navsim | carla "
+                               "[default: synthetic]"),
+    root: str = typer.Option(None, help="dataset root (not needed for synthetic)"),
+    split: str = typer.Option(None, help="comma-separated splits [default: per source]"),
+    out: str = typer.Option(None, help="output folder [default: ./cfpair-out]"),
+    limit: int = typer.Option(None, min=1, help="at most this many scenes per split"),
+    seed: int = typer.Option(None, help="random seed [default: 0]"),
+    candidates: int = typer.Option(None, min=8, help="candidates per anchor [default: 256]"),
+    shard_size: int = typer.Option(None, min=1, help="scenes per shard [default: 32]"),
+    workers: int = typer.Option(None, min=1, help="worker processes [default: 2]"),
+    executor: str = typer.Option(None, help="local | dask [default: local]"),
+    scheduler: str = typer.Option(None, help="tcp://host:port of an existing Dask cluster"),
+    labeler: str = typer.Option(None, help="rules [default: rules]"),
+    source_option: list[str] = typer.Option(None, "--source-option", "-o",  # noqa: B008
+                                            help="source option key=value, repeatable"),
+    config: str = typer.Option(None, "--config", help="TOML file with any of these settings"),
+    overwrite: bool = typer.Option(False, help="replace an output folder of another config"),
+) -> None:
+    """Generate counterfactual safety pairs into Parquet shards (resumable)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+
+    from cfpair.config import GenerateConfig, load_toml
+    from cfpair.errors import CfpairError
+    from cfpair.pipeline import generate as run
+    from cfpair.pipeline import plan
+
+    console = Console(stderr=True)
+    try:
+        base = load_toml(config) if config else {}
+        if source_option:
+            base["source_options"] = {**base.get("source_options", {}),
+                                      **_parse_options(source_option)}
+        cfg = GenerateConfig(**{**base, **{k: v for k, v in dict(
+            source=source, root=root, limit=limit, seed=seed, n_candidates=candidates,
+            shard_size=shard_size, workers=workers, executor=executor, scheduler=scheduler,
+            labeler=labeler, out=out,
+            splits=tuple(s for s in split.split(",") if s) if split else None,
+        ).items() if v is not None}, "overwrite": overwrite or base.get("overwrite", False)})
+        total = sum(len(s.refs) for s in plan(cfg))
+        with Progress(TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("scenes"), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=console, transient=False) as bar:
+            task = bar.add_task("scenes", total=total)
+            summary = run(cfg, on_progress=lambda _res, n: bar.advance(task, n))
+    except CfpairError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    c = summary.counts
+    table = Table(title="cfpair generate", show_header=False)
+    table.add_row("source", f"{cfg.source} ({', '.join(cfg.splits)})")
+    table.add_row("scenes read", str(c["scenes"]))
+    table.add_row("pairs written", f"{c['pairs']} " + ", ".join(
+        f"{k}: {v}" for k, v in sorted(c["by_split"].items())))
+    table.add_row("rejected", f"{c['rejected']} " + (", ".join(
+        f"{k}: {v}" for k, v in sorted(c["rejects_by_reason"].items())) or ""))
+    table.add_row("labels", ", ".join(f"{k}: {v}" for k, v in
+                                      sorted(c["labels_by_labeler"].items())) or "none")
+    table.add_row("label status", ", ".join(f"{k}: {v}" for k, v in
+                                            sorted(c["label_status"].items())) or "none")
+    table.add_row("shards", f"{summary.shards_written} written, {summary.shards_resumed} "
+                  f"already complete, {summary.shards_total} in all")
+    table.add_row("throughput", f"{summary.scenes_per_s:.1f} scenes/s "
+                  f"({summary.seconds:.1f} s, {cfg.workers} {cfg.executor} workers)")
+    table.add_row("output", str(summary.out.resolve()))
+    Console().print(table)

@@ -26,3 +26,11 @@ class DatasetFormatError(CfpairError):
 
 class ConfigError(CfpairError, ValueError):
     """A configuration value is missing, malformed or inconsistent."""
+
+
+class ShardError(CfpairError):
+    """An output directory or shard is inconsistent (other config, bad checksum, missing file)."""
+
+
+class LabelingError(CfpairError):
+    """A labeler could not produce a valid, grounded label; carries what it tried."""

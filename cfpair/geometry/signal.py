@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from math import factorial
 
 import numpy as np
@@ -11,6 +12,14 @@ from numpy.typing import ArrayLike, NDArray
 from cfpair.errors import ShapeError
 
 F64 = NDArray[np.float64]
+
+
+@lru_cache(maxsize=64)
+def _fit_cached(window: int, polyorder: int, deriv: int, delta: float, at: tuple[float, ...]
+                ) -> F64:
+    out = _fit_matrix(window, polyorder, deriv, delta, np.array(at, dtype=np.float64))
+    out.flags.writeable = False
+    return out
 
 
 def _fit_matrix(window: int, polyorder: int, deriv: int, delta: float, at: F64) -> F64:
@@ -45,11 +54,11 @@ def savgol_filter(x: ArrayLike, window: int, polyorder: int, deriv: int = 0,
         raise ShapeError(f"window {window} is longer than the signal ({n} samples)")
     half = window // 2
     shift = half if window % 2 else half - 1
-    row = _fit_matrix(window, polyorder, deriv, delta, np.array([(window - 1) / 2.0]))[0]
+    row = _fit_cached(window, polyorder, deriv, float(delta), ((window - 1) / 2.0,))[0]
     out = np.empty_like(x)
     win = np.lib.stride_tricks.sliding_window_view(x, window, axis=-1)  # (..., n-w+1, w)
     out[..., shift:shift + win.shape[-2]] = win @ row
-    edge = _fit_matrix(window, polyorder, deriv, delta, np.arange(window, dtype=np.float64))
+    edge = _fit_cached(window, polyorder, deriv, float(delta), tuple(range(window)))
     out[..., :half] = (x[..., :window] @ edge.T)[..., :half]
     out[..., n - half:] = (x[..., n - window:] @ edge.T)[..., window - half:]
     return np.moveaxis(out, -1, axis)

@@ -22,8 +22,9 @@ from cfpair.sources.scenario_io import load_scenario, save_scenario
 from cfpair.types import AgentTracks, MapGeometry, Scenario, Trajectory
 
 START_HINT = (
-    "start a CARLA 0.9.16 server first, e.g. `./CarlaUE4.sh -RenderOffScreen -carla-rpc-port={port}`"
-    " in the CARLA folder, or `docker run --rm --net=host --gpus all carlasim/carla:0.9.16 "
+    "start a CARLA 0.9.16 server first, e.g. "
+    "`./CarlaUE4.sh -RenderOffScreen -carla-rpc-port={port}` in the CARLA folder, or "
+    "`docker run --rm --net=host --gpus all carlasim/carla:0.9.16 "
     "bash CarlaUE4.sh -RenderOffScreen -carla-rpc-port={port}`, then re-run"
 )
 

@@ -213,19 +213,33 @@ def _s_curve(x0: float, y0: float, y1: float, length: float) -> F64:
     return np.concatenate([np.stack([x, y], 1), tail[1:]])
 
 
+def _left_turn(start: tuple[float, float], length: float, n: int = 120) -> F64:
+    """A 90-degree left turn from ``start`` heading +x, with curvature rising and falling as
+    sin^2 over ``length`` metres (zero at both ends, so no steering jump; peak pi / length)."""
+    s = np.linspace(0.0, length, n)
+    kappa = (np.pi / length) * np.sin(np.pi * s / length) ** 2
+    heading = np.concatenate([[0.0], np.cumsum((kappa[1:] + kappa[:-1]) / 2 * np.diff(s))])
+    ds = np.diff(s)
+    mid = (heading[1:] + heading[:-1]) / 2
+    x = start[0] + np.concatenate([[0.0], np.cumsum(np.cos(mid) * ds)])
+    y = start[1] + np.concatenate([[0.0], np.cumsum(np.sin(mid) * ds)])
+    return np.stack([x, y], 1)
+
+
 def _unprotected_left(rng: np.random.Generator, risky: bool, t: F64):
     jx = 40.0
-    r = rng.uniform(7.0, 10.0)
-    start_turn = jx + LANE_W / 2 - r
-    ego_path = _join(_line((-150, -LANE_W / 2), (start_turn, -LANE_W / 2)),
-                     _arc((start_turn, -LANE_W / 2 + r), r, -np.pi / 2, 0.0),
-                     _line((jx + LANE_W / 2, -LANE_W / 2 + r), (jx + LANE_W / 2, 150)))
-    v_turn = rng.uniform(6, 9)
-    s_conflict = (start_turn + 150) + r * np.pi / 4  # mid-turn, crossing the oncoming lane
-    # oncoming vehicle on the west-bound lane reaches the conflict at about t_c
-    t_c = rng.uniform(1.2, 2.2)
+    length = rng.uniform(24.0, 30.0)   # turn arc length; peak curvature pi / length
+    extent = float(_left_turn((0.0, 0.0), length)[-1, 0])   # = its lateral extent (symmetric)
+    x_turn = jx + LANE_W / 2 - extent   # the turn ends heading north in the north-bound lane
+    turn = _left_turn((x_turn, -LANE_W / 2), length)
+    ego_path = _join(_line((-150, -LANE_W / 2), (x_turn, -LANE_W / 2)), turn,
+                     _line(tuple(turn[-1]), (turn[-1, 0], 150)))
+    v_turn = rng.uniform(4.5, 6.5)  # lateral acceleration stays below ~4 m/s^2
+    # the conflict: where the ego path crosses the centre of the oncoming (west-bound) lane
+    cross = int(np.argmax(ego_path.xy[:, 1] >= LANE_W / 2))
+    s_conflict, conflict_x = float(ego_path.s[cross]), float(ego_path.xy[cross, 0])
+    t_c = rng.uniform(1.2, 2.2) if risky else rng.uniform(2.4, 3.2)
     v_on = rng.uniform(10, 15)
-    conflict_x = start_turn + r * np.sin(np.pi / 4)
     oncoming = _Path(_line((350, LANE_W / 2), (-150, LANE_W / 2)))
     s_on = (350 - conflict_x) - v_on * (t_c + HISTORY_S)
     b = _Builder(t)
@@ -234,12 +248,12 @@ def _unprotected_left(rng: np.random.Generator, risky: bool, t: F64):
     if risky:
         ego_v = _speed_profile(v_turn, t, [])
     else:  # yields: stops before the oncoming lane, then goes after it passed
-        stop_t = rng.uniform(0.0, 0.5)
-        ego_v = _speed_profile(v_turn, t, [(stop_t, -v_turn / 1.6), (stop_t + 1.6, 0.0),
+        stop_t = rng.uniform(0.0, 0.3)
+        ego_v = _speed_profile(v_turn, t, [(stop_t, -v_turn / 1.2), (stop_t + 1.2, 0.0),
                                            (t_c + 0.8, 2.0)])
     ego = _ego(ego_path, s0, ego_v, t)
     m = _junction_map(jx, ego_path.xy)
-    return ego, b, m, {"turn_radius": r, "conflict_time": t_c}
+    return ego, b, m, {"turn_length": length, "conflict_time": t_c}
 
 
 def _junction_crossing(rng: np.random.Generator, risky: bool, t: F64):

@@ -1,0 +1,1 @@
+"""Counterfactual safety pairing: scene context, candidate futures, scoring, pair selection."""

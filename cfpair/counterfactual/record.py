@@ -1,0 +1,135 @@
+"""Assemble one PairRecord (scene context, three trajectories with facts, provenance)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import shapely
+
+from cfpair import __version__
+from cfpair.counterfactual.candidates import Candidates
+from cfpair.counterfactual.context import DT, EvalContext
+from cfpair.counterfactual.pairing import Pair, TrajectoryFacts
+from cfpair.geometry.transforms import wrap_angle
+from cfpair.labels import models as m
+from cfpair.types import F64
+
+MAP_RADIUS_M = 60.0
+POSE_STEP = 5          # 0.5 s poses out of the 0.1 s grid
+DECIMALS = 4
+
+
+def pair_id(source: str, scenario_id: str, anchor: int) -> str:
+    """Stable id of a (source, scenario, anchor)."""
+    return hashlib.sha256(f"{source}/{scenario_id}/{anchor}".encode()).hexdigest()[:20]
+
+
+def _r(a: F64) -> list[float]:
+    return np.round(np.asarray(a, np.float64), DECIMALS).tolist()
+
+
+def _flat(geom: shapely.Geometry) -> list[list[float]]:
+    """Exterior rings / lines of a clipped geometry as flat [x0, y0, x1, y1, ...] lists."""
+    out = []
+    for g in getattr(geom, "geoms", [geom]):
+        if g.is_empty:
+            continue
+        coords = np.asarray(g.exterior.coords if g.geom_type == "Polygon" else g.coords)
+        if len(coords) >= 2:
+            out.append(_r(coords.reshape(-1)))
+    return out
+
+
+def map_summary(ctx: EvalContext) -> m.MapSummary:
+    """Map parts within MAP_RADIUS_M of the ego at the anchor, simplified to 0.1 m."""
+    box = shapely.box(-MAP_RADIUS_M, -MAP_RADIUS_M, MAP_RADIUS_M, MAP_RADIUS_M)
+
+    def clip(polys: tuple[F64, ...], poly: bool) -> tuple[list[list[float]], list[int]]:
+        out, idx = [], []
+        for i, p in enumerate(polys):
+            g = shapely.Polygon(p).buffer(0) if poly else shapely.LineString(p)
+            g = shapely.intersection(g, box).simplify(0.1)
+            parts = _flat(g)
+            out += parts
+            idx += [i] * len(parts)
+        return out, idx
+
+    drivable, _ = clip(ctx.polygons, True)
+    lanes, _ = clip(tuple(np.asarray(lane.exterior.coords) for lane in ctx.lanes
+                          if lane.geom_type == "Polygon"), True)
+    centre, idx = clip(ctx.centerlines, False)
+    route = [bool(ctx.on_route[i]) if i < len(ctx.on_route) else False for i in idx]
+    return m.MapSummary(available=ctx.drivable is not None, drivable=drivable, lanes=lanes,
+                        centerlines=centre, on_route=route)
+
+
+def driving_command(ctx: EvalContext) -> str:
+    """left / straight / right from the expert's heading change over the horizon."""
+    turn = float(wrap_angle(ctx.expert["yaw"][-1] - ctx.expert["yaw"][0]))
+    return "left" if turn > 0.35 else "right" if turn < -0.35 else "straight"
+
+
+def _facts(ctx: EvalContext, c: Candidates, f: TrajectoryFacts) -> m.Facts:
+    crit = f.critical_agent
+    rel = None
+    if crit is not None:
+        step = (int(round(f.first_conflict_time_s / DT)) if f.first_conflict_time_s is not None
+                else 0)
+        a_yaw = ctx.agents["yaw"][crit, ctx.n_hist + step]
+        rel = round(float(np.degrees(wrap_angle(a_yaw - c.yaw[f.candidate, step]))), 2)
+    return m.Facts(
+        collides=f.collides, at_fault=f.at_fault, collision_type=f.collision_type,
+        first_conflict_time_s=f.first_conflict_time_s,
+        critical_agent_id=None if crit is None else str(ctx.ids[crit]),
+        critical_agent_class=None if crit is None else str(ctx.classes[crit]),
+        relative_heading_deg=rel,
+        min_ttc_s=None if f.min_ttc_s is None else round(f.min_ttc_s, DECIMALS),
+        min_distance_m=round(f.min_distance_m, DECIMALS), ttc_ok=f.ttc_ok,
+        drivable_ok=f.drivable_ok, comfort_ok=f.comfort_ok, feasible=f.feasible,
+        progress_m=round(f.progress_m, DECIMALS), nc=f.nc, dac=f.dac, ttc=f.ttc,
+        ep=round(f.ep, DECIMALS), comfort=f.comfort, pdms=round(f.score, DECIMALS),
+        safety_score=round(f.safety_score, DECIMALS))
+
+
+def _trajectory(ctx: EvalContext, c: Candidates, f: TrajectoryFacts) -> m.Trajectory:
+    i = f.candidate
+    sel = slice(POSE_STEP, None, POSE_STEP)
+    poses = np.stack([c.x[i, sel], c.y[i, sel], c.yaw[i, sel]], -1)
+    return m.Trajectory(perturbation=f.perturbation, t=_r(ctx.t_fut), x=_r(c.x[i]),
+                        y=_r(c.y[i]), yaw=_r(c.yaw[i]), v=_r(c.v[i]),
+                        poses=[_r(p) for p in poses], facts=_facts(ctx, c, f),
+                        costs=m.Costs(**f.costs))
+
+
+def build_record(ctx: EvalContext, c: Candidates, pair: Pair, split: str, seed: int,
+                 config_hash: str) -> m.PairRecord:
+    """The unlabelled record (label None, status 'unlabeled') of one pair."""
+    scn = ctx.scenario
+    h = ctx.ego_hist
+    history = m.EgoHistory(t=_r(ctx.t_hist), x=_r(h["x"]), y=_r(h["y"]), yaw=_r(h["yaw"]),
+                           v=_r(np.hypot(h["vx"], h["vy"])), valid=ctx.ego_hist_valid.tolist())
+    agents = [m.Agent(id=str(ctx.ids[j]), cls=str(ctx.classes[j]),
+                      length=round(float(ctx.length[j]), DECIMALS),
+                      width=round(float(ctx.width[j]), DECIMALS),
+                      **{k: _r(np.where(ctx.agent_valid[j], ctx.agents[k][j], 0.0))
+                         for k in ("x", "y", "yaw", "vx", "vy")},
+                      valid=ctx.agent_valid[j].tolist()) for j in range(len(ctx.ids))]
+    cams = [m.Camera(name=name, path=paths[ctx.anchor]) for name, paths in
+            sorted(scn.sensors.items()) if paths[ctx.anchor]]
+    context = m.Context(t=_r(ctx.t_all), ego_history=history, ego_length=scn.ego_length,
+                        ego_width=scn.ego_width, ego_rear_to_center=scn.ego_rear_to_center,
+                        driving_command=driving_command(ctx), agents=agents,
+                        map=map_summary(ctx), cameras=cams)
+    prov = m.Provenance(source=scn.source, scenario_id=scn.scenario_id, anchor_index=ctx.anchor,
+                        anchor_time_s=round(float(scn.ego.t[ctx.anchor]), DECIMALS), seed=seed,
+                        n_candidates=c.k, cfpair_version=__version__,
+                        schema_version=m.SCHEMA_VERSION, config_hash=config_hash,
+                        labeler="none", prompt_version=None)
+    return m.PairRecord(
+        pair_id=pair_id(scn.source, scn.scenario_id, ctx.anchor), split=split, context=context,
+        expert=_trajectory(ctx, c, pair.expert_facts),
+        negative=_trajectory(ctx, c, pair.negative_facts),
+        positive=_trajectory(ctx, c, pair.positive_facts),
+        meta_action=m.MetaAction(longitudinal=pair.longitudinal, lateral=pair.lateral),
+        label=None, label_status="unlabeled", provenance=prov)

@@ -1,0 +1,1 @@
+"""Safety labels: Pydantic models, the rules labeler, grounding checks against the facts."""

@@ -1,0 +1,266 @@
+"""Pydantic v2 models of the safety label and of one pair record (the shard row).
+
+The label schema is cfpair's own (SafeAlign-VLA's label fields are not public); it covers the
+C-CoT stages: critical agent, risk, counterfactual reasoning, corrective meta-action. Every
+model forbids unknown fields; ``schemas/`` holds their JSON Schema (``python -m
+cfpair.labels.schemas`` regenerates it; a test fails when it is stale).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+Seconds = Annotated[float, Field(ge=0.0, le=60.0)]
+
+
+class Strict(BaseModel):
+    """Base: unknown fields are errors; instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RiskLevel(StrEnum):
+    """How bad the negative is: collision (critical), TTC violation or near miss (high),
+    off-road (medium), reduced margin only (low), nothing (none)."""
+
+    none = "none"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+class HazardType(StrEnum):
+    """What kind of conflict the negative runs into."""
+
+    rear_end = "rear_end"            # ego runs into an agent ahead in its lane
+    side_swipe = "side_swipe"        # lateral contact / lane intrusion
+    crossing = "crossing"            # crossing or turning conflict at an angle
+    head_on = "head_on"              # opposite headings
+    vulnerable_road_user = "vulnerable_road_user"   # pedestrian or cyclist
+    static_obstacle = "static_obstacle"
+    off_road = "off_road"            # leaves the drivable area, no agent conflict
+    none = "none"
+
+
+class CollisionType(StrEnum):
+    """NAVSIM's collision classes (plus none)."""
+
+    none = "none"
+    stopped_ego = "stopped_ego"
+    stopped_track = "stopped_track"
+    active_front = "active_front"
+    active_rear = "active_rear"
+    active_lateral = "active_lateral"
+
+
+class Longitudinal(StrEnum):
+    """Corrective longitudinal meta-action."""
+
+    accelerate = "accelerate"
+    keep = "keep"
+    decelerate = "decelerate"
+    stop = "stop"
+
+
+class Lateral(StrEnum):
+    """Corrective lateral meta-action."""
+
+    keep_lane = "keep_lane"
+    nudge_left = "nudge_left"
+    nudge_right = "nudge_right"
+    change_lane_left = "change_lane_left"
+    change_lane_right = "change_lane_right"
+    turn_left = "turn_left"
+    turn_right = "turn_right"
+
+
+class AgentClass(StrEnum):
+    """cfpair's agent classes (types.AGENT_CLASSES)."""
+
+    vehicle = "vehicle"
+    pedestrian = "pedestrian"
+    cyclist = "cyclist"
+    motorcycle = "motorcycle"
+    truck = "truck"
+    bus = "bus"
+    static = "static"
+    unknown = "unknown"
+
+
+class CriticalAgent(Strict):
+    """The agent the conflict is with."""
+
+    id: str = Field(min_length=1, max_length=64)
+    cls: AgentClass
+
+
+class MetaAction(Strict):
+    """What the positive does differently from the negative."""
+
+    longitudinal: Longitudinal
+    lateral: Lateral
+
+
+class SafetyLabel(Strict):
+    """The structured safety label of one pair."""
+
+    schema_version: str = SCHEMA_VERSION
+    risk_level: RiskLevel
+    hazard_type: HazardType
+    critical_agent: CriticalAgent | None
+    time_to_conflict_s: Seconds | None = Field(
+        description="seconds from the anchor to the negative's first conflict")
+    failure_description: str = Field(min_length=10, max_length=1200,
+                                     description="what goes wrong in the negative")
+    counterfactual_reasoning: str = Field(min_length=10, max_length=1200,
+                                          description="why the positive avoids it")
+    corrective_action: MetaAction
+    safety_score: Prob = Field(description="continuous safety of the negative, 0 = collision")
+
+
+class Costs(Strict):
+    """Per-step costs at 0.1 s (SafeVLA-style): each list has one value per future state."""
+
+    collision: list[Prob]
+    proximity: list[Prob]
+    offroad: list[Prob]
+    comfort: list[Prob]
+    safety: list[Prob]
+
+
+class Facts(Strict):
+    """What cfpair's geometry measured for one trajectory."""
+
+    collides: bool
+    at_fault: bool
+    collision_type: CollisionType
+    first_conflict_time_s: Seconds | None
+    critical_agent_id: str | None
+    critical_agent_class: AgentClass | None
+    relative_heading_deg: Annotated[float, Field(ge=-180.0, le=180.0)] | None = Field(
+        description="critical agent heading minus ego heading at the first conflict")
+    min_ttc_s: Annotated[float, Field(ge=0.0)] | None
+    min_distance_m: Annotated[float, Field(ge=0.0)]
+    ttc_ok: bool
+    drivable_ok: bool
+    comfort_ok: bool
+    feasible: bool
+    progress_m: Annotated[float, Field(ge=0.0)]
+    nc: Prob
+    dac: Prob
+    ttc: Prob
+    ep: Prob
+    comfort: Prob
+    pdms: Prob
+    safety_score: Prob
+
+
+class Trajectory(Strict):
+    """Ego rear-axle states in the ego frame at the anchor: ``t`` 0..4 s every 0.1 s, plus the
+    NAVSIM output ``poses`` (8 x [x, y, yaw] at 0.5 s .. 4 s)."""
+
+    perturbation: str
+    t: list[float]
+    x: list[float]
+    y: list[float]
+    yaw: list[float]
+    v: list[float]
+    poses: list[Annotated[list[float], Field(min_length=3, max_length=3)]]
+    facts: Facts
+    costs: Costs
+
+
+class Agent(Strict):
+    """One agent on the record's time grid (history + future, 0.1 s), ego frame."""
+
+    id: str
+    cls: AgentClass
+    length: Annotated[float, Field(gt=0)]
+    width: Annotated[float, Field(gt=0)]
+    x: list[float]
+    y: list[float]
+    yaw: list[float]
+    vx: list[float]
+    vy: list[float]
+    valid: list[bool]
+
+
+class MapSummary(Strict):
+    """Map near the ego (ego frame): polygons and polylines as flat [x0, y0, x1, y1, ...]."""
+
+    available: bool
+    drivable: list[list[float]]
+    lanes: list[list[float]]
+    centerlines: list[list[float]]
+    on_route: list[bool]
+
+
+class Camera(Strict):
+    """A camera image at the anchor frame, relative to the dataset root."""
+
+    name: str
+    path: str
+
+
+class EgoHistory(Strict):
+    """Ego states before the anchor (0.1 s steps, ego frame)."""
+
+    t: list[float]
+    x: list[float]
+    y: list[float]
+    yaw: list[float]
+    v: list[float]
+    valid: list[bool]
+
+
+class Context(Strict):
+    """The scene as the policy sees it at the anchor."""
+
+    t: list[float]
+    ego_history: EgoHistory
+    ego_length: Annotated[float, Field(gt=0)]
+    ego_width: Annotated[float, Field(gt=0)]
+    ego_rear_to_center: float
+    driving_command: Annotated[str, Field(pattern="^(left|straight|right)$")]
+    agents: list[Agent]
+    map: MapSummary
+    cameras: list[Camera]
+
+
+class Provenance(Strict):
+    """Where the record came from and what made it."""
+
+    source: str
+    scenario_id: str
+    anchor_index: int
+    anchor_time_s: float
+    seed: int
+    n_candidates: int
+    cfpair_version: str
+    schema_version: str
+    config_hash: str
+    labeler: str
+    prompt_version: str | None
+    frame: str = "ego rear axle at the anchor; x forward, y left, yaw CCW (rad)"
+
+
+class PairRecord(Strict):
+    """One shard row: a counterfactual safety pair with its scene, facts, label, provenance."""
+
+    pair_id: str
+    split: str
+    context: Context
+    expert: Trajectory
+    negative: Trajectory
+    positive: Trajectory
+    meta_action: MetaAction
+    label: SafetyLabel | None
+    label_status: Annotated[str, Field(pattern="^(ok|fallback|unlabeled)$")]
+    provenance: Provenance

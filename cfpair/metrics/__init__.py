@@ -1,0 +1,1 @@
+"""Trajectory metrics on top of the geometry engine: the PDMS-style scorer and per-step costs."""

@@ -1,0 +1,242 @@
+"""Parquet shards: the explicit Arrow schema (derived from the Pydantic record model), shard
+bytes, atomic writes, the manifest, the dataset card and the rejects log.
+
+Layout (Hugging Face hub convention)::
+
+    out/README.md                          dataset card, YAML ``configs:`` per split
+    out/manifest.json                      config + hash, versions, counts, per-shard checksums
+    out/rejects.jsonl                      one line per rejected scene/anchor with its reason
+    out/data/<split>-<i>-of-<n>.parquet    zstd, one row per pair
+
+A shard exists only once its entry is in the manifest; files are written under a temporary
+name and renamed, and the manifest is replaced atomically after each shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import types
+import typing
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from cfpair import __version__
+from cfpair.errors import ShardError
+from cfpair.labels.models import SCHEMA_VERSION, PairRecord
+
+FORMAT = "cfpair-pairs/1"
+ROW_GROUP = 256
+
+
+def _arrow(annotation: Any) -> tuple[pa.DataType, bool]:
+    """Arrow type of a Pydantic field annotation and whether it is nullable."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _arrow(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"unsupported union {annotation}")
+        return _arrow(args[0])[0], True
+    if origin is list:
+        inner, _ = _arrow(typing.get_args(annotation)[0])
+        return pa.list_(inner), False
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return arrow_struct(annotation), False
+        if issubclass(annotation, Enum) or annotation is str:
+            return pa.string(), False
+        if annotation is bool:
+            return pa.bool_(), False
+        if annotation is int:
+            return pa.int64(), False
+        if annotation is float:
+            return pa.float64(), False
+    raise TypeError(f"no Arrow type for {annotation!r}")
+
+
+def _fields(model: type[BaseModel]) -> list[pa.Field]:
+    out = []
+    for name, info in model.model_fields.items():
+        typ, nullable = _arrow(info.annotation)
+        out.append(pa.field(name, typ, nullable=nullable))
+    return out
+
+
+def arrow_struct(model: type[BaseModel]) -> pa.StructType:
+    """Struct type of a nested model."""
+    return pa.struct(_fields(model))
+
+
+#: the explicit schema of every shard
+SCHEMA = pa.schema(_fields(PairRecord), metadata={
+    b"cfpair_schema_version": SCHEMA_VERSION.encode(), b"cfpair_format": FORMAT.encode()})
+
+
+def table_of(records: list[PairRecord]) -> pa.Table:
+    """Records -> Arrow table with the explicit schema (never inferred)."""
+    rows = [r.model_dump(mode="json") for r in records]
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """The Parquet file of a table (zstd, streaming-sized row groups)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP,
+                   write_statistics=True)
+    return sink.getvalue().to_pybytes()
+
+
+def sha256(data: bytes) -> str:
+    """Hex digest."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary name in the same folder, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def shard_name(split: str, index: int, total: int) -> str:
+    """HF-style shard path relative to the output folder."""
+    return f"data/{split}-{index:05d}-of-{total:05d}.parquet"
+
+
+class Manifest:
+    """manifest.json: what has been written, under which config."""
+
+    def __init__(self, out: Path, config: dict[str, Any], config_hash: str) -> None:
+        self.out = out
+        self.path = out / "manifest.json"
+        self.data: dict[str, Any] = {"format": FORMAT, "cfpair_version": __version__,
+                                     "schema_version": SCHEMA_VERSION, "config": config,
+                                     "config_hash": config_hash, "shards": {}, "counts": {}}
+
+    @classmethod
+    def open(cls, out: Path, config: dict[str, Any], config_hash: str, overwrite: bool
+             ) -> Manifest:
+        """Resume a matching run, refuse a different config unless ``overwrite``."""
+        man = cls(out, config, config_hash)
+        if man.path.exists():
+            try:
+                old = json.loads(man.path.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ShardError(f"{man.path}: unreadable manifest ({exc}); use --overwrite "
+                                 "to start again") from None
+            if old.get("config_hash") != config_hash and not overwrite:
+                raise ShardError(
+                    f"{out} holds a run with another config (hash {old.get('config_hash')}, "
+                    f"this run {config_hash}); refusing to mix them. Use another --out or "
+                    "--overwrite to replace it.")
+            if old.get("config_hash") == config_hash and not overwrite:
+                man.data["shards"] = old.get("shards", {})
+        if overwrite:
+            for p in sorted((out / "data").glob("*.parquet")) if (out / "data").exists() else []:
+                p.unlink()
+            for name in ("manifest.json", "rejects.jsonl", "README.md"):
+                (out / name).unlink(missing_ok=True)
+        elif not man.path.exists() and (out / "data").exists() and any(
+                (out / "data").glob("*.parquet")):
+            raise ShardError(f"{out}/data has shards but no manifest.json; use --overwrite")
+        return man
+
+    def done(self, name: str) -> bool:
+        """Is this shard complete (entry present, file there with the recorded checksum)?"""
+        entry = self.data["shards"].get(name)
+        if entry is None:
+            return False
+        path = self.out / name
+        return path.exists() and sha256(path.read_bytes()) == entry["sha256"]
+
+    def add(self, name: str, entry: dict[str, Any]) -> None:
+        """Record a finished shard and rewrite manifest.json atomically."""
+        self.data["shards"][name] = entry
+        self.save()
+
+    def save(self) -> None:
+        """Recompute counts and write."""
+        shards = self.data["shards"]
+        counts: dict[str, Any] = {"pairs": 0, "scenes": 0, "rejected": 0, "by_split": {},
+                                  "rejects_by_reason": {}, "labels_by_labeler": {},
+                                  "label_status": {}, "contradictions": {}}
+        for name in sorted(shards):
+            e = shards[name]
+            counts["pairs"] += e["rows"]
+            counts["scenes"] += e["scenes"]
+            counts["rejected"] += len(e["rejects"])
+            counts["by_split"][e["split"]] = counts["by_split"].get(e["split"], 0) + e["rows"]
+            for r in e["rejects"]:
+                key = r["reason"]
+                counts["rejects_by_reason"][key] = counts["rejects_by_reason"].get(key, 0) + 1
+            for group in ("labels_by_labeler", "label_status", "contradictions"):
+                for k, v in e.get(group, {}).items():
+                    counts[group][k] = counts[group].get(k, 0) + v
+        self.data["counts"] = counts
+        self.data["shards"] = dict(sorted(shards.items()))
+        atomic_write(self.path, (json.dumps(self.data, indent=1, sort_keys=True) + "\n").encode())
+
+
+def write_rejects(out: Path, manifest: Manifest) -> Path:
+    """rejects.jsonl from the manifest, in shard order."""
+    lines = [json.dumps(r, sort_keys=True) for name in sorted(manifest.data["shards"])
+             for r in manifest.data["shards"][name]["rejects"]]
+    path = out / "rejects.jsonl"
+    atomic_write(path, ("\n".join(lines) + "\n" if lines else "").encode())
+    return path
+
+
+def write_card(out: Path, manifest: Manifest) -> Path:
+    """README.md dataset card with YAML ``configs:`` so ``load_dataset(out)`` finds the splits."""
+    d = manifest.data
+    splits = sorted({e["split"] for e in d["shards"].values()})
+    cfg = d["config"]
+    yaml = ["---", "configs:", "- config_name: default", "  data_files:"]
+    for s in splits:
+        yaml += [f"  - split: {s}", f"    path: data/{s}-*.parquet"]
+    yaml += ["tags:", "- autonomous-driving", "- safety", "- counterfactual", "---", ""]
+    c = d["counts"]
+    synthetic_note = (" (synthetic scenes, not real driving)" if cfg["source"] == "synthetic"
+                      else "")
+    body = [
+        "# cfpair counterfactual safety pairs", "",
+        f"Generated by cfpair {d['cfpair_version']} (record schema {d['schema_version']}) from "
+        f"the `{cfg['source']}` source{synthetic_note}, "
+        f"seed {cfg['seed']}, {cfg['n_candidates']} candidates per anchor, labeler "
+        f"`{cfg['labeler']}`. Config hash `{d['config_hash']}`.", "",
+        "| split | pairs |", "|---|---|",
+        *[f"| {s} | {c['by_split'].get(s, 0)} |" for s in splits], "",
+        f"Scenes read: {c['scenes']}; rejected scene/anchors: {c['rejected']} "
+        f"({', '.join(f'{k}: {v}' for k, v in sorted(c['rejects_by_reason'].items())) or 'none'}"
+        "); see `rejects.jsonl`.", "",
+        "Each row holds the scene context at the anchor (ego history, agents, map summary, "
+        "camera paths), the expert, risky negative and counterfactual positive trajectories "
+        "(ego rear axle, ego frame at the anchor, 0.1 s states and 8 NAVSIM poses at 0.5 s) "
+        "with their measured facts and per-step costs, the corrective meta-action, the safety "
+        "label and provenance. The JSON Schema is in cfpair's `schemas/pair_record.json`.", "",
+        "```python", "from datasets import load_dataset",
+        "ds = load_dataset(\"path/to/this/folder\")", "```", ""]
+    path = out / "README.md"
+    atomic_write(path, "\n".join(yaml + body).encode())
+    return path
+
+
+def read_records(out: str | Path, split: str | None = None) -> pa.Table:
+    """All rows of a finished output folder (optionally one split), in shard order."""
+    out = Path(out)
+    files = sorted((out / "data").glob(f"{split or '*'}-*.parquet"))
+    if not files:
+        raise ShardError(f"{out}/data has no shards{f' for split {split!r}' if split else ''}")
+    return pa.concat_tables([pq.read_table(f, schema=SCHEMA) for f in files])
