@@ -1,0 +1,95 @@
+"""Label models, schema files, the rules labeler and grounding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from cfpair.counterfactual.candidates import build_candidates
+from cfpair.counterfactual.context import SceneRejected, build_context
+from cfpair.counterfactual.pairing import make_pair
+from cfpair.counterfactual.record import build_record
+from cfpair.labels import rules
+from cfpair.labels.grounding import KINDS, check_label
+from cfpair.labels.models import SafetyLabel
+from cfpair.labels.schemas import SCHEMAS, render
+from cfpair.metrics.pdms import score_candidates
+from cfpair.sources.synthetic import SyntheticSource
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+
+@pytest.fixture(scope="module")
+def records():  # noqa: ANN201
+    src = SyntheticSource(n_scenes=36, seed=11)
+    out = []
+    for ref in src.list("all"):
+        scn = src.load(ref)
+        try:
+            ctx = build_context(scn, scn.anchors[0])
+            c = build_candidates(ctx, 192, 0)
+            s = score_candidates(ctx, c.x, c.y, c.yaw, c.v, c.path.xy)
+            out.append(build_record(ctx, c, make_pair(ctx, c, s), "train", 0, "h"))
+        except SceneRejected:
+            pass
+    assert len(out) >= 30
+    return out
+
+
+def test_schema_files_are_current() -> None:
+    for name, model in SCHEMAS.items():
+        path = SCHEMA_DIR / name
+        assert path.exists(), f"{path} missing: run python -m cfpair.labels.schemas"
+        assert path.read_text() == render(model), (
+            f"{path} is stale: run python -m cfpair.labels.schemas")
+
+
+def test_rules_labels_are_complete_and_grounded(records) -> None:  # noqa: ANN001
+    for rec in records:
+        lab = rules.label(rec)
+        assert check_label(lab, rec) == []
+        assert len(lab.failure_description) > 40 and len(lab.counterfactual_reasoning) > 40
+        f = rec.negative.facts
+        if f.collides:
+            assert lab.risk_level == "critical" and f"{f.first_conflict_time_s:.1f} s" in (
+                lab.failure_description)
+        if f.critical_agent_id:
+            assert f.critical_agent_id in lab.failure_description
+        # a label survives a JSON round trip through the strict model
+        assert SafetyLabel.model_validate_json(lab.model_dump_json()) == lab
+
+
+def test_models_forbid_extra_fields_and_bound_numbers(records) -> None:  # noqa: ANN001
+    data = rules.label(records[0]).model_dump()
+    with pytest.raises(ValidationError):
+        SafetyLabel.model_validate({**data, "confidence": 0.9})
+    with pytest.raises(ValidationError):
+        SafetyLabel.model_validate({**data, "safety_score": 1.5})
+    with pytest.raises(ValidationError):
+        SafetyLabel.model_validate({**data, "risk_level": "catastrophic"})
+
+
+def test_every_kind_of_contradiction_is_caught(records) -> None:  # noqa: ANN001
+    rec = next(r for r in records if r.negative.facts.collides
+               and r.negative.facts.critical_agent_class == "vehicle")
+    good = rules.label(rec)
+    other = next(a for a in rec.context.agents if a.id != rec.negative.facts.critical_agent_id) \
+        if len(rec.context.agents) > 1 else None
+    bad = {
+        "critical_agent": {"critical_agent": {"id": other.id if other else "ghost",
+                                              "cls": "vehicle"}},
+        "risk_level": {"risk_level": "none"},
+        "hazard_type": {"hazard_type": "vulnerable_road_user"},
+        "time_to_conflict": {"time_to_conflict_s": good.time_to_conflict_s + 1.0},
+        "corrective_action": {"corrective_action": {
+            "longitudinal": "accelerate" if rec.meta_action.longitudinal != "accelerate"
+            else "stop", "lateral": rec.meta_action.lateral}},
+        "safety_score": {"safety_score": 0.9},
+    }
+    assert set(bad) == set(KINDS)
+    for kind, change in bad.items():
+        lab = SafetyLabel.model_validate({**good.model_dump(), **change})
+        kinds = [c.kind for c in check_label(lab, rec)]
+        assert kinds == [kind], (kind, kinds)
