@@ -167,3 +167,33 @@ def test_cli_default_summary_in_a_subprocess(tmp_path: Path) -> None:
     bad = subprocess.run(_cli("--source", "navsim"), capture_output=True, text=True,
                          timeout=120, cwd=tmp_path)
     assert bad.returncode == 2 and "--root is required" in bad.stderr
+
+
+@pytest.mark.slow
+def test_dask_existing_scheduler_gives_the_same_records(reference: Path, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        generate(cfg(tmp_path / "sched", executor="dask", scheduler=cluster.scheduler_address))
+    assert rows(tmp_path / "sched") == rows(reference)
+
+
+def test_toml_config_and_its_errors(tmp_path: Path) -> None:
+    from cfpair.config import load_toml
+    from cfpair.errors import ConfigError
+
+    good = tmp_path / "run.toml"
+    good.write_text('seed = 7\nsplits = ["train"]\nn_candidates = 64\n'
+                    '[source_options]\nn_scenes = 10\n')
+    c = GenerateConfig(**load_toml(good))
+    assert (c.seed, c.splits, c.n_candidates, c.source_options) == (7, ("train",), 64,
+                                                                   {"n_scenes": 10})
+    assert c.hash() != GenerateConfig().hash()
+    assert c.hash() == GenerateConfig(**load_toml(good), workers=8, out="elsewhere").hash()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("sead = 7\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml.*unknown keys \['sead'\]"):
+        load_toml(bad)
+    bad.write_text("seed = [\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
+        load_toml(bad)
