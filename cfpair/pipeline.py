@@ -127,8 +127,7 @@ def pairs_of(scn: Scenario, ref: ScenarioRef, cfg: GenerateConfig, config_hash: 
                           + "".join(traceback.format_exception(exc)[-2:]).strip())
 
 
-def label_record(rec: PairRecord, cfg: GenerateConfig, counts: dict[str, Counter]
-                 ) -> PairRecord:
+def label_record(rec: PairRecord, counts: dict[str, Counter]) -> PairRecord:
     """Attach the label (rules labeler) and check it against the facts."""
     lab = rules.label(rec)
     bad = check_label(lab, rec)
@@ -161,7 +160,7 @@ def process_shard(spec: ShardSpec, cfg: GenerateConfig) -> ShardResult:
             if isinstance(item, dict):
                 rejects.append(item)
             else:
-                records.append(label_record(item, cfg, counts))
+                records.append(label_record(item, counts))
     data = parquet_bytes(table_of(records))
     return ShardResult(spec.name, spec.split, data, len(records), len(spec.refs), rejects,
                        dict(counts["labels_by_labeler"]), dict(counts["label_status"]),

@@ -93,7 +93,7 @@ class EvalContext:
 
     @property
     def n_hist(self) -> int:
-        """Number of history steps (including t = 0 is not: t = 0 is the first future step)."""
+        """Number of history steps (t < 0); t = 0 is the first future step."""
         return int(self.t_hist.size)
 
     def agents_future(self) -> tuple[dict[str, F64], Bool]:

@@ -77,8 +77,7 @@ class Scores:
 
     def take(self, i: int) -> dict[str, float | int | bool]:
         """Scalar values of candidate i."""
-        return {k: (v[i].item() if v.ndim == 1 else None) for k, v in vars(self).items()
-                if v.ndim == 1}
+        return {k: v[i].item() for k, v in vars(self).items() if v.ndim == 1}
 
 
 def ego_boxes(ctx: EvalContext, x: F64, y: F64, yaw: F64) -> BoxSeq:
