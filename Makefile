@@ -5,7 +5,7 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
-EXTRAS := dev,maps,dask,bench,carla
+EXTRAS := dev,maps,dask,bench,carla,llm
 
 .PHONY: demo test lint bench clean
 
@@ -24,7 +24,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check cfpair tests benchmarks
-	$(BIN)/python -m pytest -q
+	CFPAIR_REQUIRE_LLM=1 $(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check cfpair tests benchmarks
@@ -33,6 +33,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/geometry.py
 	$(BIN)/python benchmarks/loading.py
 	$(BIN)/python benchmarks/generate.py
+	$(BIN)/python benchmarks/labeling.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

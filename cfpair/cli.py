@@ -58,6 +58,20 @@ def _parse_options(items: list[str]) -> dict[str, object]:
     return out
 
 
+def llm_line(s: dict[str, float]) -> str:
+    """Requests, cache hits, tokens, cost, latency and failures of the LLM labeler."""
+    req = int(s.get("requests", 0))
+    replies = int(s.get("replies", 0))
+    mean = s.get("latency_s", 0.0) / replies if replies else 0.0
+    fails = {k.removeprefix("failed_"): int(v) for k, v in s.items() if k.startswith("failed_")}
+    return (f"{req} requests, {int(s.get('cache_hits', 0))} cache hits, "
+            f"{int(s.get('prompt_tokens', 0))} + {int(s.get('completion_tokens', 0))} tokens, "
+            f"${s.get('cost_usd', 0.0):.4f}, mean latency {mean:.2f} s, "
+            f"{int(s.get('retries', 0))} retries, {int(s.get('reasks', 0))} re-asks, "
+            f"{int(s.get('format_fallbacks', 0))} format fallbacks, failures "
+            + (", ".join(f"{k}: {v}" for k, v in sorted(fails.items())) or "none"))
+
+
 @app.command()
 def generate(
     source: str = typer.Option(None, help="synthetic | deepaccident | navsim | carla "
@@ -72,7 +86,32 @@ def generate(
     workers: int = typer.Option(None, min=1, help="worker processes [default: 2]"),
     executor: str = typer.Option(None, help="local | dask [default: local]"),
     scheduler: str = typer.Option(None, help="tcp://host:port of an existing Dask cluster"),
-    labeler: str = typer.Option(None, help="rules [default: rules]"),
+    labeler: str = typer.Option(None, help="rules | openai [default: rules]"),
+    base_url: str = typer.Option(None, help="OpenAI-compatible endpoint, e.g. "
+                                 "http://127.0.0.1:8080/v1 (key from $OPENAI_API_KEY)"),
+    model: str = typer.Option(None, help="model name for --labeler openai"),
+    api_key_env: str = typer.Option(None, help="env var holding the API key "
+                                    "[default: OPENAI_API_KEY]"),
+    concurrency: int = typer.Option(None, min=1, help="LLM requests in flight per worker "
+                                    "[default: 8]"),
+    request_timeout: float = typer.Option(None, min=0.01, help="seconds per LLM request "
+                                          "[default: 60]"),
+    max_retries: int = typer.Option(None, min=0, help="retries on 429/5xx/timeouts "
+                                    "[default: 4]"),
+    max_reasks: int = typer.Option(None, min=0, help="re-asks after an invalid or "
+                                   "contradicting label [default: 2]"),
+    label_fallback: str = typer.Option(None, help="rules | skip when the LLM gives up "
+                                       "[default: rules]"),
+    response_format: str = typer.Option(None, help="auto | json_schema | json_object "
+                                        "[default: auto]"),
+    prompt_version: str = typer.Option(None, help="folder under prompts/ [default: v1]"),
+    max_tokens: int = typer.Option(None, min=16, help="completion token limit [default: 768]"),
+    price_input: float = typer.Option(None, min=0, help="USD per 1M prompt tokens"),
+    price_output: float = typer.Option(None, min=0, help="USD per 1M completion tokens"),
+    llm_cache: str = typer.Option(None, help="sqlite request cache, 'none' to disable "
+                                  "[default: ~/.cache/cfpair/llm-requests.sqlite]"),
+    with_images: bool = typer.Option(None, "--with-images/--no-images",
+                                     help="attach camera images for vision models"),
     source_option: list[str] = typer.Option(None, "--source-option", "-o",  # noqa: B008
                                             help="source option key=value, repeatable"),
     config: str = typer.Option(None, "--config", help="TOML file with any of these settings"),
@@ -104,7 +143,12 @@ def generate(
         cfg = GenerateConfig(**{**base, **{k: v for k, v in dict(
             source=source, root=root, limit=limit, seed=seed, n_candidates=candidates,
             shard_size=shard_size, workers=workers, executor=executor, scheduler=scheduler,
-            labeler=labeler, out=out,
+            labeler=labeler, out=out, base_url=base_url, model=model, api_key_env=api_key_env,
+            concurrency=concurrency, request_timeout=request_timeout, max_retries=max_retries,
+            max_reasks=max_reasks, label_fallback=label_fallback,
+            response_format=response_format, prompt_version=prompt_version,
+            max_tokens=max_tokens, price_input=price_input, price_output=price_output,
+            llm_cache=llm_cache, with_images=with_images,
             splits=tuple(s for s in split.split(",") if s) if split else None,
         ).items() if v is not None}, "overwrite": overwrite or base.get("overwrite", False)})
         total = sum(len(s.refs) for s in plan(cfg))
@@ -128,6 +172,11 @@ def generate(
                                       sorted(c["labels_by_labeler"].items())) or "none")
     table.add_row("label status", ", ".join(f"{k}: {v}" for k, v in
                                             sorted(c["label_status"].items())) or "none")
+    if c["contradictions"]:
+        table.add_row("contradictions", ", ".join(f"{k}: {v}" for k, v in
+                                                  sorted(c["contradictions"].items())))
+    if c.get("llm"):
+        table.add_row("llm", llm_line(c["llm"]))
     table.add_row("shards", f"{summary.shards_written} written, {summary.shards_resumed} "
                   f"already complete, {summary.shards_total} in all")
     table.add_row("throughput", f"{summary.scenes_per_s:.1f} scenes/s "

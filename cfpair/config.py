@@ -7,15 +7,24 @@ import json
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cfpair.errors import ConfigError
 
+if TYPE_CHECKING:
+    from cfpair.labels.llm import LLMSettings
+
 DEFAULT_SPLITS = {"synthetic": ("train", "val", "test"), "deepaccident": ("train", "val"),
                   "navsim": ("mini",), "carla": ("all",)}
-LABELERS = ("rules",)
+LABELERS = ("rules", "openai")
 #: fields that change how a run executes but never what it writes
-EXECUTION_ONLY = ("out", "workers", "executor", "scheduler", "overwrite")
+EXECUTION_ONLY = ("out", "workers", "executor", "scheduler", "overwrite", "base_url",
+                  "api_key_env", "concurrency", "request_timeout", "max_retries", "price_input",
+                  "price_output", "llm_cache")
+#: fields that only matter to the LLM labeler (left out of the hash for the rules labeler)
+LLM_ONLY = ("model", "response_format", "max_reasks", "label_fallback", "temperature",
+            "max_tokens", "prompt_version", "with_images")
+DEFAULT_LLM_CACHE = "~/.cache/cfpair/llm-requests.sqlite"
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,23 @@ class GenerateConfig:
     executor: str = "local"
     scheduler: str | None = None
     overwrite: bool = False
+    # LLM labeler (--labeler openai); the API key is read from the env var named here, only
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    response_format: str = "auto"
+    concurrency: int = 8
+    request_timeout: float = 60.0
+    max_retries: int = 4
+    max_reasks: int = 2
+    label_fallback: str = "rules"
+    temperature: float = 0.0
+    max_tokens: int = 768
+    prompt_version: str = "v1"
+    price_input: float = 0.0
+    price_output: float = 0.0
+    llm_cache: str | None = DEFAULT_LLM_CACHE
+    with_images: bool = False
 
     def __post_init__(self) -> None:
         if not self.splits:
@@ -53,11 +79,31 @@ class GenerateConfig:
             raise ConfigError(f"executor must be 'local' or 'dask', got {self.executor!r}")
         if self.labeler not in LABELERS:
             raise ConfigError(f"labeler must be one of {LABELERS}, got {self.labeler!r}")
+        if self.labeler == "openai":
+            if not self.model:
+                raise ConfigError("--model is required with --labeler openai")
+            self.llm_settings()     # validates the LLM options
+
+    def llm_settings(self) -> LLMSettings:
+        """The LLM labeler's settings from this config."""
+        from cfpair.labels.llm import LLMSettings
+
+        cache = None if self.llm_cache in (None, "", "none") else str(
+            Path(self.llm_cache).expanduser())
+        return LLMSettings(
+            model=self.model or "", base_url=self.base_url, api_key_env=self.api_key_env,
+            response_format=self.response_format, concurrency=self.concurrency,
+            timeout_s=self.request_timeout, max_retries=self.max_retries,
+            max_reasks=self.max_reasks, fallback=self.label_fallback,
+            temperature=self.temperature, max_tokens=self.max_tokens,
+            prompt_version=self.prompt_version, price_input=self.price_input,
+            price_output=self.price_output, cache=cache, with_images=self.with_images,
+            image_root=self.root)
 
     def content(self) -> dict[str, Any]:
         """The part of the config that determines the records."""
         d = asdict(self)
-        for k in EXECUTION_ONLY:
+        for k in EXECUTION_ONLY + (LLM_ONLY if self.labeler != "openai" else ()):
             d.pop(k)
         d["splits"] = list(self.splits)
         return d

@@ -26,7 +26,7 @@ from cfpair.counterfactual.record import build_record
 from cfpair.errors import CfpairError
 from cfpair.labels import rules
 from cfpair.labels.grounding import check_label
-from cfpair.labels.models import PairRecord
+from cfpair.labels.models import PairRecord, SafetyLabel
 from cfpair.metrics.pdms import score_candidates
 from cfpair.shards import (
     Manifest,
@@ -71,13 +71,14 @@ class ShardResult:
     label_status: dict[str, int]
     contradictions: dict[str, int]
     seconds: float
+    llm: dict[str, float] = field(default_factory=dict)
 
     def entry(self) -> dict[str, Any]:
         """The manifest entry (without the bytes)."""
         return {"split": self.split, "rows": self.rows, "scenes": self.scenes,
                 "sha256": sha256(self.data), "bytes": len(self.data), "rejects": self.rejects,
                 "labels_by_labeler": self.labels_by_labeler, "label_status": self.label_status,
-                "contradictions": self.contradictions}
+                "contradictions": self.contradictions, "llm": self.llm}
 
 
 _SOURCES: dict[tuple[str, str | None, str], ScenarioSource] = {}
@@ -127,18 +128,47 @@ def pairs_of(scn: Scenario, ref: ScenarioRef, cfg: GenerateConfig, config_hash: 
                           + "".join(traceback.format_exception(exc)[-2:]).strip())
 
 
+def _with_label(rec: PairRecord, lab: SafetyLabel | None, status: str, labeler: str,
+                prompt_version: str | None = None, model: str | None = None) -> PairRecord:
+    prov = rec.provenance.model_copy(update={"labeler": labeler,
+                                             "prompt_version": prompt_version,
+                                             "label_model": model})
+    return rec.model_copy(update={"label": lab, "label_status": status, "provenance": prov})
+
+
 def label_record(rec: PairRecord, counts: dict[str, Counter]) -> PairRecord:
-    """Attach the label (rules labeler) and check it against the facts."""
+    """Attach the rules label and check it against the facts."""
     lab = rules.label(rec)
     bad = check_label(lab, rec)
-    for c in bad:
-        counts["contradictions"][c.kind] += 1
+    counts["contradictions"].update(c.kind for c in bad)
     status = "ok" if not bad else "unlabeled"
     counts["labels_by_labeler"][rules.NAME] += 1
     counts["label_status"][status] += 1
-    prov = rec.provenance.model_copy(update={"labeler": rules.NAME})
-    return rec.model_copy(update={"label": lab if not bad else None, "label_status": status,
-                                  "provenance": prov})
+    return _with_label(rec, lab if not bad else None, status, rules.NAME)
+
+
+def label_records(records: list[PairRecord], cfg: GenerateConfig,
+                  counts: dict[str, Counter]) -> tuple[list[PairRecord], dict[str, float]]:
+    """Label a shard's records with the configured labeler; LLM stats (empty for rules)."""
+    if cfg.labeler == "rules":
+        return [label_record(r, counts) for r in records], {}
+    from cfpair.labels.llm import LLMLabeler
+
+    labeler = LLMLabeler(cfg.llm_settings())
+    try:
+        outcomes = labeler.run(records)
+    finally:
+        labeler.close()
+    counts["contradictions"].update(labeler.contradictions)
+    out = []
+    for rec, o in zip(records, outcomes, strict=True):
+        counts["label_status"][o.status] += 1
+        if o.label is not None:
+            counts["labels_by_labeler"][o.labeler] += 1
+        llm = o.labeler != rules.NAME
+        out.append(_with_label(rec, o.label, o.status, o.labeler,
+                               cfg.prompt_version if llm else None, cfg.model if llm else None))
+    return out, labeler.stats.as_dict()
 
 
 def process_shard(spec: ShardSpec, cfg: GenerateConfig) -> ShardResult:
@@ -160,11 +190,12 @@ def process_shard(spec: ShardSpec, cfg: GenerateConfig) -> ShardResult:
             if isinstance(item, dict):
                 rejects.append(item)
             else:
-                records.append(label_record(item, counts))
+                records.append(item)
+    records, llm = label_records(records, cfg, counts)
     data = parquet_bytes(table_of(records))
     return ShardResult(spec.name, spec.split, data, len(records), len(spec.refs), rejects,
                        dict(counts["labels_by_labeler"]), dict(counts["label_status"]),
-                       dict(counts["contradictions"]), time.perf_counter() - started)
+                       dict(counts["contradictions"]), time.perf_counter() - started, llm)
 
 
 @dataclass

@@ -171,7 +171,7 @@ class Manifest:
         shards = self.data["shards"]
         counts: dict[str, Any] = {"pairs": 0, "scenes": 0, "rejected": 0, "by_split": {},
                                   "rejects_by_reason": {}, "labels_by_labeler": {},
-                                  "label_status": {}, "contradictions": {}}
+                                  "label_status": {}, "contradictions": {}, "llm": {}}
         for name in sorted(shards):
             e = shards[name]
             counts["pairs"] += e["rows"]
@@ -184,6 +184,11 @@ class Manifest:
             for group in ("labels_by_labeler", "label_status", "contradictions"):
                 for k, v in e.get(group, {}).items():
                     counts[group][k] = counts[group].get(k, 0) + v
+            llm = counts["llm"]
+            for k, v in e.get("llm", {}).items():
+                llm[k] = max(llm.get(k, 0), v) if k.endswith("_max_s") else llm.get(k, 0) + v
+        if "cost_usd" in counts["llm"]:
+            counts["llm"]["cost_usd"] = round(counts["llm"]["cost_usd"], 8)
         self.data["counts"] = counts
         self.data["shards"] = dict(sorted(shards.items()))
         atomic_write(self.path, (json.dumps(self.data, indent=1, sort_keys=True) + "\n").encode())
@@ -221,6 +226,17 @@ def write_card(out: Path, manifest: Manifest) -> Path:
         f"Scenes read: {c['scenes']}; rejected scene/anchors: {c['rejected']} "
         f"({', '.join(f'{k}: {v}' for k, v in sorted(c['rejects_by_reason'].items())) or 'none'}"
         "); see `rejects.jsonl`.", "",
+        "Label status: " + (", ".join(f"{k}: {v}" for k, v in sorted(c["label_status"].items()))
+                            or "none") + "; labels by labeler: "
+        + (", ".join(f"{k}: {v}" for k, v in sorted(c["labels_by_labeler"].items())) or "none")
+        + "; contradictions with the facts (rejected labels): "
+        + (", ".join(f"{k}: {v}" for k, v in sorted(c["contradictions"].items())) or "none")
+        + "." + (f" LLM `{cfg.get('model')}` (prompt {cfg.get('prompt_version')}): "
+                 f"{int(c['llm'].get('requests', 0))} requests, "
+                 f"{int(c['llm'].get('prompt_tokens', 0))} prompt + "
+                 f"{int(c['llm'].get('completion_tokens', 0))} completion tokens, "
+                 f"{int(c['llm'].get('cache_hits', 0))} cache hits."
+                 if c.get("llm") else ""), "",
         "Each row holds the scene context at the anchor (ego history, agents, map summary, "
         "camera paths), the expert, risky negative and counterfactual positive trajectories "
         "(ego rear axle, ego frame at the anchor, 0.1 s states and 8 NAVSIM poses at 0.5 s) "

