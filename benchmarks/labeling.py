@@ -1,0 +1,137 @@
+"""LLM labeler throughput against concurrency, and its own overhead per request.
+
+Run: ``.venv/bin/python benchmarks/labeling.py`` (needs the ``llm`` extra; ``--quick`` labels
+fewer pairs). Two parts, cache disabled throughout:
+
+1. **Overhead** (stdlib stub server that answers instantly): cfpair's labeler (prompt
+   rendering, pinned schema, request, Pydantic validation, grounding check, accounting) side by
+   side with the peer floor, a bare ``openai`` client posting the same pre-rendered payloads
+   and doing nothing with the reply. Overhead per request = labeler ms - bare client ms.
+2. **Local server** (llama.cpp + Gemma-3-270M, 2 threads): labels/s at each concurrency, and
+   the share of wall time spent waiting for the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import openai  # noqa: E402
+
+from cfpair.counterfactual.candidates import build_candidates  # noqa: E402
+from cfpair.counterfactual.context import SceneRejected, build_context  # noqa: E402
+from cfpair.counterfactual.pairing import make_pair  # noqa: E402
+from cfpair.counterfactual.record import build_record  # noqa: E402
+from cfpair.labels import prompt  # noqa: E402
+from cfpair.labels.llm import LLMLabeler, LLMSettings  # noqa: E402
+from cfpair.labels.models import PairRecord  # noqa: E402
+from cfpair.metrics.pdms import score_candidates  # noqa: E402
+from cfpair.sources.synthetic import SyntheticSource  # noqa: E402
+from tests.labels.llama_server import llama_server  # noqa: E402
+from tests.labels.stub_llm import StubLLM  # noqa: E402
+
+
+def make_records(n: int) -> list[PairRecord]:
+    """n pair records from the synthetic source (first anchor of each scene)."""
+    src = SyntheticSource(n_scenes=n + n // 4 + 4, seed=3)
+    out: list[PairRecord] = []
+    for ref in src.list("all"):
+        scn = src.load(ref)
+        try:
+            ctx = build_context(scn, scn.anchors[0])
+            c = build_candidates(ctx, 64, 0)
+            s = score_candidates(ctx, c.x, c.y, c.yaw, c.v, c.path.xy)
+            out.append(build_record(ctx, c, make_pair(ctx, c, s), "train", 0, "b"))
+        except SceneRejected:
+            continue
+        if len(out) == n:
+            break
+    return out
+
+
+def labeler_run(url: str, recs: list[PairRecord], concurrency: int, model: str
+                ) -> tuple[float, dict[str, float]]:
+    """Wall seconds and stats of labelling ``recs``."""
+    lab = LLMLabeler(LLMSettings(model=model, base_url=url, response_format="json_object",
+                                 concurrency=concurrency, cache=None, timeout_s=600,
+                                 max_reasks=0, max_tokens=256))
+    t0 = time.perf_counter()
+    lab.run(recs)
+    return time.perf_counter() - t0, lab.stats.as_dict()
+
+
+def bare_run(url: str, recs: list[PairRecord], concurrency: int) -> float:
+    """Wall seconds of a bare AsyncOpenAI client posting pre-rendered payloads."""
+    payloads = [(prompt.messages(r, "v1")[0], prompt.label_schema(r)) for r in recs]
+
+    async def go() -> None:
+        client = openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0)
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(msgs: list, schema: dict) -> None:
+            async with sem:
+                await client.chat.completions.create(
+                    model="stub", messages=msgs, temperature=0.0, max_tokens=256,
+                    response_format={"type": "json_object", "schema": schema})  # type: ignore
+
+        await asyncio.gather(*(one(m, s) for m, s in payloads))
+        await client.close()
+
+    t0 = time.perf_counter()
+    asyncio.run(go())
+    return time.perf_counter() - t0
+
+
+def overhead(recs: list[PairRecord], repeats: int) -> None:
+    """Part 1: labeler vs bare client against an instant stub."""
+    print(f"overhead vs a bare openai client (stub server, {len(recs)} pairs, best of "
+          f"{repeats})")
+    print(f"{'concurrency':>12}{'labeler ms/req':>16}{'bare ms/req':>13}{'overhead ms':>13}"
+          f"{'ratio':>7}")
+    with StubLLM() as stub:
+        for conc in (1, 8):
+            lab = min(labeler_run(stub.base_url, recs, conc, "stub")[0] for _ in range(repeats))
+            bare = min(bare_run(stub.base_url, recs, conc) for _ in range(repeats))
+            n = len(recs)
+            print(f"{conc:>12}{lab / n * 1e3:>16.2f}{bare / n * 1e3:>13.2f}"
+                  f"{(lab - bare) / n * 1e3:>13.2f}{lab / bare:>7.2f}")
+
+
+def server(recs: list[PairRecord], levels: list[int]) -> None:
+    """Part 2: labels/s against concurrency on llama.cpp's server."""
+    print(f"\nllama.cpp server, Gemma-3-270M Q4_K_M, 2 threads, {len(recs)} pairs per level")
+    print(f"{'concurrency':>12}{'labels/s':>10}{'s/label':>9}{'server s/req':>14}"
+          f"{'tokens in+out':>15}{'ok':>5}")
+    with tempfile.TemporaryDirectory() as tmp, llama_server(Path(tmp)) as url:
+        labeler_run(url, recs[:1], 1, "tiny")          # warm-up (grammar, caches)
+        for conc in levels:
+            sec, st = labeler_run(url, recs, conc, "tiny")
+            per_req = st["latency_s"] / max(st.get("replies", 1), 1)
+            print(f"{conc:>12}{len(recs) / sec:>10.3f}{sec / len(recs):>9.2f}{per_req:>14.2f}"
+                  f"{st['prompt_tokens']:>8}+{st['completion_tokens']:<6}"
+                  f"{int(st.get('labels_ok', 0)):>5}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--pairs", type=int, default=200, help="pairs for the overhead part")
+    ap.add_argument("--server-pairs", type=int, default=6)
+    ap.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--no-server", action="store_true")
+    args = ap.parse_args()
+    recs = make_records(40 if args.quick else args.pairs)
+    overhead(recs, 2 if args.quick else 3)
+    if not args.no_server:
+        server(recs[: 3 if args.quick else args.server_pairs], args.levels)
+
+
+if __name__ == "__main__":
+    main()
