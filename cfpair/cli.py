@@ -183,3 +183,43 @@ def generate(
                   f"({summary.seconds:.1f} s, {cfg.workers} {cfg.executor} workers)")
     table.add_row("output", str(summary.out.resolve()))
     Console().print(table)
+
+
+@app.command()
+def validate(
+    out: str = typer.Argument(..., help="output folder of cfpair generate"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON report on stdout"),
+    no_recompute: bool = typer.Option(False, "--no-recompute",
+                                      help="skip measuring the facts again (faster)"),
+    show: int = typer.Option(20, help="findings to list in the table"),
+) -> None:
+    """Check shards against the manifest, the schema, the labels and the geometry."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from cfpair.validate import validate as run
+
+    rep = run(out, recompute=not no_recompute)
+    if as_json:
+        typer.echo(json.dumps(rep.as_json(), indent=1))
+    else:
+        console = Console()
+        table = Table(title=f"cfpair validate {out}: {rep.shards} shards, {rep.rows} rows")
+        table.add_column("check")
+        table.add_column("result")
+        for check, n in rep.by_check().items():
+            res = ("[green]ok[/green]" if not n["errors"] else f"[red]{n['errors']} errors[/red]")
+            if n["warnings"]:
+                res += f", [yellow]{n['warnings']} warnings[/yellow]"
+            table.add_row(check, res)
+        console.print(table)
+        for f in rep.findings[:show]:
+            colour = "red" if f.severity == "error" else "yellow"
+            console.print(f"[{colour}]{f.severity}[/{colour}] {f.check} {f.where}: {f.message}",
+                          highlight=False)
+        if len(rep.findings) > show:
+            console.print(f"... {len(rep.findings) - show} more (use --json)")
+        console.print("[green]valid[/green]" if rep.ok else "[red]INVALID[/red]")
+    raise typer.Exit(0 if rep.ok else 1)

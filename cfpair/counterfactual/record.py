@@ -15,7 +15,9 @@ from cfpair.geometry.transforms import wrap_angle
 from cfpair.labels import models as m
 from cfpair.types import F64
 
-MAP_RADIUS_M = 60.0
+MAP_RADIUS_M = 60.0     # at least this far; farther when a stored trajectory reaches farther
+MAP_MARGIN_M = 15.0
+SIMPLIFY_M = 0.02
 POSE_STEP = 5          # 0.5 s poses out of the 0.1 s grid
 DECIMALS = 4
 
@@ -41,15 +43,17 @@ def _flat(geom: shapely.Geometry) -> list[list[float]]:
     return out
 
 
-def map_summary(ctx: EvalContext) -> m.MapSummary:
-    """Map parts within MAP_RADIUS_M of the ego at the anchor, simplified to 0.1 m."""
-    box = shapely.box(-MAP_RADIUS_M, -MAP_RADIUS_M, MAP_RADIUS_M, MAP_RADIUS_M)
+def map_summary(ctx: EvalContext, reach_m: float = 0.0) -> m.MapSummary:
+    """Map parts within max(MAP_RADIUS_M, reach_m + MAP_MARGIN_M) of the ego at the anchor,
+    simplified to SIMPLIFY_M, so the stored trajectories can be scored again from the record."""
+    r = max(MAP_RADIUS_M, reach_m + MAP_MARGIN_M)
+    box = shapely.box(-r, -r, r, r)
 
     def clip(polys: tuple[F64, ...], poly: bool) -> tuple[list[list[float]], list[int]]:
         out, idx = [], []
         for i, p in enumerate(polys):
             g = shapely.Polygon(p).buffer(0) if poly else shapely.LineString(p)
-            g = shapely.intersection(g, box).simplify(0.1)
+            g = shapely.intersection(g, box).simplify(SIMPLIFY_M)
             parts = _flat(g)
             out += parts
             idx += [i] * len(parts)
@@ -102,6 +106,11 @@ def _trajectory(ctx: EvalContext, c: Candidates, f: TrajectoryFacts) -> m.Trajec
                         costs=m.Costs(**f.costs))
 
 
+def _reach(c: Candidates, pair: Pair) -> float:
+    rows = [f.candidate for f in (pair.expert_facts, pair.negative_facts, pair.positive_facts)]
+    return float(np.max(np.abs(np.concatenate([c.x[rows].ravel(), c.y[rows].ravel()]))))
+
+
 def build_record(ctx: EvalContext, c: Candidates, pair: Pair, split: str, seed: int,
                  config_hash: str) -> m.PairRecord:
     """The unlabelled record (label None, status 'unlabeled') of one pair."""
@@ -120,7 +129,7 @@ def build_record(ctx: EvalContext, c: Candidates, pair: Pair, split: str, seed: 
     context = m.Context(t=_r(ctx.t_all), ego_history=history, ego_length=scn.ego_length,
                         ego_width=scn.ego_width, ego_rear_to_center=scn.ego_rear_to_center,
                         driving_command=driving_command(ctx), agents=agents,
-                        map=map_summary(ctx), cameras=cams)
+                        map=map_summary(ctx, _reach(c, pair)), cameras=cams)
     prov = m.Provenance(source=scn.source, scenario_id=scn.scenario_id, anchor_index=ctx.anchor,
                         anchor_time_s=round(float(scn.ego.t[ctx.anchor]), DECIMALS), seed=seed,
                         n_candidates=c.k, cfpair_version=__version__,
