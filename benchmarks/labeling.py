@@ -25,35 +25,17 @@ sys.path.insert(0, str(ROOT))
 
 import openai  # noqa: E402
 
-from cfpair.counterfactual.candidates import build_candidates  # noqa: E402
-from cfpair.counterfactual.context import SceneRejected, build_context  # noqa: E402
-from cfpair.counterfactual.pairing import make_pair  # noqa: E402
-from cfpair.counterfactual.record import build_record  # noqa: E402
 from cfpair.labels import prompt  # noqa: E402
 from cfpair.labels.llm import LLMLabeler, LLMSettings  # noqa: E402
 from cfpair.labels.models import PairRecord  # noqa: E402
-from cfpair.metrics.pdms import score_candidates  # noqa: E402
-from cfpair.sources.synthetic import SyntheticSource  # noqa: E402
 from tests.labels.llama_server import llama_server  # noqa: E402
 from tests.labels.stub_llm import StubLLM  # noqa: E402
+from tests.records import synthetic_records  # noqa: E402
 
 
 def make_records(n: int) -> list[PairRecord]:
     """n pair records from the synthetic source (first anchor of each scene)."""
-    src = SyntheticSource(n_scenes=n + n // 4 + 4, seed=3)
-    out: list[PairRecord] = []
-    for ref in src.list("all"):
-        scn = src.load(ref)
-        try:
-            ctx = build_context(scn, scn.anchors[0])
-            c = build_candidates(ctx, 64, 0)
-            s = score_candidates(ctx, c.x, c.y, c.yaw, c.v, c.path.xy)
-            out.append(build_record(ctx, c, make_pair(ctx, c, s), "train", 0, "b"))
-        except SceneRejected:
-            continue
-        if len(out) == n:
-            break
-    return out
+    return synthetic_records(n + n // 4 + 4, 3, 64, limit=n)
 
 
 def labeler_run(url: str, recs: list[PairRecord], concurrency: int, model: str

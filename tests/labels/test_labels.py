@@ -7,33 +7,18 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from cfpair.counterfactual.candidates import build_candidates
-from cfpair.counterfactual.context import SceneRejected, build_context
-from cfpair.counterfactual.pairing import make_pair
-from cfpair.counterfactual.record import build_record
 from cfpair.labels import rules
 from cfpair.labels.grounding import KINDS, check_label
 from cfpair.labels.models import SafetyLabel
 from cfpair.labels.schemas import SCHEMAS, render
-from cfpair.metrics.pdms import score_candidates
-from cfpair.sources.synthetic import SyntheticSource
+from tests.records import synthetic_records
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 
 @pytest.fixture(scope="module")
 def records():  # noqa: ANN201
-    src = SyntheticSource(n_scenes=36, seed=11)
-    out = []
-    for ref in src.list("all"):
-        scn = src.load(ref)
-        try:
-            ctx = build_context(scn, scn.anchors[0])
-            c = build_candidates(ctx, 192, 0)
-            s = score_candidates(ctx, c.x, c.y, c.yaw, c.v, c.path.xy)
-            out.append(build_record(ctx, c, make_pair(ctx, c, s), "train", 0, "h"))
-        except SceneRejected:
-            pass
+    out = synthetic_records(36, 11, 192)
     assert len(out) >= 30
     return out
 

@@ -9,31 +9,16 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from cfpair.counterfactual.candidates import build_candidates
-from cfpair.counterfactual.context import SceneRejected, build_context
-from cfpair.counterfactual.pairing import make_pair
-from cfpair.counterfactual.record import build_record
 from cfpair.labels import prompt, rules
 from cfpair.labels.llm import LLMLabeler, LLMSettings
 from cfpair.labels.models import PairRecord
-from cfpair.metrics.pdms import score_candidates
-from cfpair.sources.synthetic import SyntheticSource
 from tests.labels.stub_llm import Reply, StubLLM, request_schema, valid_content
+from tests.records import synthetic_records
 
 
 @pytest.fixture(scope="module")
 def records() -> list[PairRecord]:
-    src = SyntheticSource(n_scenes=12, seed=5)
-    out = []
-    for ref in src.list("all"):
-        scn = src.load(ref)
-        try:
-            ctx = build_context(scn, scn.anchors[0])
-            c = build_candidates(ctx, 96, 0)
-            s = score_candidates(ctx, c.x, c.y, c.yaw, c.v, c.path.xy)
-            out.append(build_record(ctx, c, make_pair(ctx, c, s), "train", 0, "h"))
-        except SceneRejected:
-            pass
+    out = synthetic_records(12, 5, 96)
     assert len(out) >= 8
     return out
 
