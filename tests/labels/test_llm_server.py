@@ -45,7 +45,7 @@ def _generate(url: str, out: Path, cache: Path) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "cfpair", "generate", "--split", "train", "--limit", "2",
            "--candidates", "64", "--workers", "1", "--out", str(out), "--labeler", "openai",
            "--base-url", url, "--model", "tiny", "--llm-cache", str(cache), "--concurrency",
-           "1", "--max-tokens", "384", "--max-reasks", "1", "--price-input", "0.1",
+           "1", "--max-tokens", "768", "--max-reasks", "1", "--price-input", "0.1",
            "--price-output", "0.4", "--request-timeout", "240"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "COLUMNS": "200"})
