@@ -193,8 +193,9 @@ def validate(out: str | Path, recompute: bool = True) -> Report:
             continue
         rep.shards += 1
         data = path.read_bytes()
-        if sha256(data) != entry.get("sha256"):
-            rep.add("checksum", name, f"sha256 {sha256(data)[:16]}..., the manifest says "
+        digest = sha256(data)
+        if digest != entry.get("sha256"):
+            rep.add("checksum", name, f"sha256 {digest[:16]}..., the manifest says "
                     f"{str(entry.get('sha256'))[:16]}...")
         try:
             table = pq.read_table(path)

@@ -18,7 +18,7 @@ from cfpair.counterfactual.candidates import Candidates
 from cfpair.counterfactual.context import EvalContext
 from cfpair.counterfactual.frenet import RefPath
 from cfpair.counterfactual.pairing import trajectory_facts
-from cfpair.counterfactual.record import _facts
+from cfpair.counterfactual.record import facts_model
 from cfpair.geometry.drivable import DrivableArea
 from cfpair.labels import models as m
 from cfpair.metrics.pdms import Scores, score_candidates
@@ -92,5 +92,5 @@ def recompute_facts(rec: m.PairRecord) -> dict[str, m.Facts]:
     out = {}
     for i, role in enumerate(ROLES):
         tf = trajectory_facts(ctx, c, s, i, role)
-        out[role] = _facts(ctx, c, tf)
+        out[role] = facts_model(ctx, c, tf)
     return out

@@ -74,7 +74,8 @@ def driving_command(ctx: EvalContext) -> str:
     return "left" if turn > 0.35 else "right" if turn < -0.35 else "straight"
 
 
-def _facts(ctx: EvalContext, c: Candidates, f: TrajectoryFacts) -> m.Facts:
+def facts_model(ctx: EvalContext, c: Candidates, f: TrajectoryFacts) -> m.Facts:
+    """The stored (rounded) Facts of one trajectory; also used to re-measure a record."""
     crit = f.critical_agent
     rel = None
     if crit is not None:
@@ -102,7 +103,7 @@ def _trajectory(ctx: EvalContext, c: Candidates, f: TrajectoryFacts) -> m.Trajec
     poses = np.stack([c.x[i, sel], c.y[i, sel], c.yaw[i, sel]], -1)
     return m.Trajectory(perturbation=f.perturbation, t=_r(ctx.t_fut), x=_r(c.x[i]),
                         y=_r(c.y[i]), yaw=_r(c.yaw[i]), v=_r(c.v[i]),
-                        poses=[_r(p) for p in poses], facts=_facts(ctx, c, f),
+                        poses=[_r(p) for p in poses], facts=facts_model(ctx, c, f),
                         costs=m.Costs(**f.costs))
 
 
