@@ -223,3 +223,33 @@ def validate(
             console.print(f"... {len(rep.findings) - show} more (use --json)")
         console.print("[green]valid[/green]" if rep.ok else "[red]INVALID[/red]")
     raise typer.Exit(0 if rep.ok else 1)
+
+
+@app.command()
+def render(
+    out: str = typer.Argument(..., help="output folder of cfpair generate"),
+    dest: str = typer.Option(None, "--dest", help="where to write [default: OUT/render]"),
+    limit: int = typer.Option(20, min=1, help="pairs to draw"),
+    split: str = typer.Option(None, help="only this split"),
+    pair_id: list[str] = typer.Option(None, "--id",  # noqa: B008
+                                      help="draw these pair ids (repeatable)"),
+    grid: bool = typer.Option(True, "--grid/--no-grid", help="grid overview pages"),
+    html: bool = typer.Option(False, "--html", help="also a self-contained report.html"),
+    cols: int = typer.Option(4, min=1, help="grid columns"),
+    dpi: int = typer.Option(110, min=30, help="resolution of the per-pair PNGs"),
+) -> None:
+    """Bird's-eye PNGs of pairs, grid overviews and an HTML report."""
+    from cfpair.errors import CfpairError
+    from cfpair.render.run import render as run
+
+    try:
+        res = run(out, dest, limit, split, pair_id or None, grid, html, cols, dpi)
+    except CfpairError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    where = res.pairs[0].parent if res.pairs else dest
+    typer.echo(f"{len(res.pairs)} pair images of {res.rows} rows -> {where}")
+    for path in res.grids:
+        typer.echo(f"grid: {path}")
+    if res.report is not None:
+        typer.echo(f"report: {res.report} (open it in a browser; no server needed)")

@@ -256,3 +256,25 @@ def read_records(out: str | Path, split: str | None = None) -> pa.Table:
     if not files:
         raise ShardError(f"{out}/data has no shards{f' for split {split!r}' if split else ''}")
     return pa.concat_tables([pq.read_table(f, schema=SCHEMA) for f in files])
+
+
+def load_records(out: str | Path, split: str | None = None, limit: int | None = None,
+                 ids: list[str] | None = None) -> list[PairRecord]:
+    """Rows of an output folder as validated records: optionally one split, only the given
+    pair ids (in the order given), at most ``limit``. Unknown ids are an error naming them."""
+    want = set(ids or ())
+    recs: list[PairRecord] = []
+    for batch in read_records(out, split).to_batches():
+        for row in batch.to_pylist():
+            if want and row["pair_id"] not in want:
+                continue
+            recs.append(PairRecord.model_validate(row))
+            if limit is not None and not want and len(recs) >= limit:
+                return recs
+    if want:
+        found = {r.pair_id: r for r in recs}
+        missing = [i for i in ids or () if i not in found]
+        if missing:
+            raise ShardError(f"{out}: no pair with id {', '.join(missing[:5])}")
+        recs = [found[i] for i in ids or ()][:limit]
+    return recs

@@ -43,3 +43,25 @@ def move_seq(b, ang: float, tx: float, ty: float):
     """A BoxSeq moved rigidly."""
     mx, my = rigid_xy(b.x, b.y, ang, tx, ty)
     return b._replace(x=mx, y=my, yaw=np.asarray(b.yaw) + ang)
+
+
+def small_run_config(out: Path, n_scenes: int = 24,
+                     splits: tuple[str, ...] = ("train", "val", "test")):
+    """A small synthetic generate config (rules labels) used by render and export tests."""
+    from cfpair.config import GenerateConfig
+
+    return GenerateConfig(out=str(out), source_options={"n_scenes": n_scenes}, n_candidates=64,
+                          shard_size=4, workers=1, splits=splits)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished output folder of 24 synthetic scenes (train, val, test); do not modify."""
+    from cfpair.pipeline import generate
+
+    out = tmp_path_factory.mktemp("small_run") / "out"
+    generate(small_run_config(out))
+    return out

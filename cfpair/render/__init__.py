@@ -1,0 +1,1 @@
+"""Bird's-eye renders of pairs, grid overviews and the self-contained HTML report."""
