@@ -253,3 +253,37 @@ def render(
         typer.echo(f"grid: {path}")
     if res.report is not None:
         typer.echo(f"report: {res.report} (open it in a browser; no server needed)")
+
+
+@app.command()
+def export(
+    out: str = typer.Argument(..., help="output folder of cfpair generate"),
+    fmt: str = typer.Option(..., "--format", "-f",
+                            help="trl-sft | trl-dpo | trl-grpo | llamafactory | verl"),
+    dest: str = typer.Option(..., "--out", help="folder to write the export to"),
+    images: str = typer.Option("camera", help="camera (front camera where the scene has a "
+                               "readable one, else the bird's-eye render) | bev (always)"),
+    data_root: str = typer.Option(None, help="dataset root of the camera paths "
+                                  "[default: the generate run's --root]"),
+    split: str = typer.Option(None, help="comma-separated splits [default: all]"),
+    limit: int = typer.Option(None, min=1, help="at most this many pairs per split"),
+    pixels: int = typer.Option(448, min=64, help="size of the bird's-eye image"),
+) -> None:
+    """Export pairs for TRL, LLaMA-Factory or verl (every row with an image)."""
+    from cfpair.errors import CfpairError
+    from cfpair.export.formats import export as run
+
+    splits = [s.strip() for s in split.split(",") if s.strip()] if split else None
+    try:
+        res = run(out, dest, fmt, images, data_root, splits, limit, pixels)
+    except (CfpairError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    rows = ", ".join(f"{k}: {v}" for k, v in res.rows.items())
+    imgs = ", ".join(f"{k}: {v}" for k, v in sorted(res.images.items())) or "none"
+    typer.echo(f"{fmt}: {sum(res.rows.values())} rows ({rows}) -> {res.dest}")
+    typer.echo(f"images: {imgs}")
+    if res.skipped:
+        typer.echo("skipped: " + ", ".join(f"{k}: {v}" for k, v in res.skipped.items()))
+    for path in res.files:
+        typer.echo(f"  {path}")

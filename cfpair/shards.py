@@ -203,15 +203,23 @@ def write_rejects(out: Path, manifest: Manifest) -> Path:
     return path
 
 
+def card_yaml(configs: dict[str, dict[str, str]]) -> list[str]:
+    """The YAML header of a dataset card: ``configs`` (name -> split -> file glob) so that
+    ``load_dataset(folder[, name])`` finds every split under its own name."""
+    yaml = ["---", "configs:"]
+    for name, files in configs.items():
+        yaml += [f"- config_name: {name}", "  data_files:"]
+        for split, path in files.items():
+            yaml += [f"  - split: {split}", f"    path: {path}"]
+    return yaml + ["tags:", "- autonomous-driving", "- safety", "- counterfactual", "---", ""]
+
+
 def write_card(out: Path, manifest: Manifest) -> Path:
     """README.md dataset card with YAML ``configs:`` so ``load_dataset(out)`` finds the splits."""
     d = manifest.data
     splits = sorted({e["split"] for e in d["shards"].values()})
     cfg = d["config"]
-    yaml = ["---", "configs:", "- config_name: default", "  data_files:"]
-    for s in splits:
-        yaml += [f"  - split: {s}", f"    path: data/{s}-*.parquet"]
-    yaml += ["tags:", "- autonomous-driving", "- safety", "- counterfactual", "---", ""]
+    yaml = card_yaml({"default": {s: f"data/{s}-*.parquet" for s in splits}})
     c = d["counts"]
     synthetic_note = (" (synthetic scenes, not real driving)" if cfg["source"] == "synthetic"
                       else "")

@@ -65,3 +65,26 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("small_run") / "out"
     generate(small_run_config(out))
     return out
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """A small local tokenizer with a chat template that understands content parts (images
+    as <|image|>), so TRL's chat-template helpers run without downloading a model."""
+    pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["[UNK]", "[PAD]", "<|image|>", "<|system|>", "<|user|>", "<|assistant|>",
+             "<|end|>"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   eos_token="<|end|>")
+    fast.chat_template = (
+        "{% for m in messages %}<|{{ m['role'] }}|>"
+        "{% if m['content'] is string %}{{ m['content'] }}{% else %}"
+        "{% for p in m['content'] %}{% if p['type'] == 'image' %}<|image|>"
+        "{% else %}{{ p['text'] }}{% endif %}{% endfor %}{% endif %}<|end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    return fast

@@ -14,16 +14,19 @@ from typing import Any
 import numpy as np
 import shapely
 
-from cfpair.counterfactual.candidates import Candidates
-from cfpair.counterfactual.context import EvalContext
+from cfpair.counterfactual.candidates import Candidates, track
+from cfpair.counterfactual.context import DT, EvalContext
 from cfpair.counterfactual.frenet import RefPath
 from cfpair.counterfactual.pairing import trajectory_facts
 from cfpair.counterfactual.record import facts_model
 from cfpair.geometry.drivable import DrivableArea
+from cfpair.geometry.kinematics import VehicleLimits
 from cfpair.labels import models as m
 from cfpair.metrics.pdms import Scores, score_candidates
 
 ROLES = ("expert", "negative", "positive")
+#: the NAVSIM output: 8 poses at 0.5 s .. 4.0 s
+POSE_TIMES = np.arange(1, 9) * 0.5
 
 
 def _poly(flat: list[float]) -> shapely.Polygon:
@@ -94,3 +97,40 @@ def recompute_facts(rec: m.PairRecord) -> dict[str, m.Facts]:
         tf = trajectory_facts(ctx, c, s, i, role)
         out[role] = facts_model(ctx, c, tf)
     return out
+
+
+def track_poses(ctx: EvalContext, poses: Any) -> dict[str, np.ndarray]:
+    """Drive a batch of NAVSIM-style outputs: poses (K, 8, 3) [x, y, yaw] at 0.5 s .. 4 s
+    (rear axle, ego frame) -> x, y, yaw, v (K, T) on the context's 0.1 s future grid.
+
+    Like NAVSIM (which tracks proposals with an LQR controller), the poses are interpolated
+    linearly from the ego's current pose (the origin at t = 0) and followed by cfpair's
+    closed-loop tracker on the kinematic bicycle from the ego's current speed, so what is
+    scored is a drivable trajectory within the actuator limits, not the raw poses.
+    """
+    p = np.asarray(poses, np.float64).reshape(-1, len(POSE_TIMES), 3)
+    t = ctx.t_fut
+    knots = np.concatenate([[0.0], POSE_TIMES])
+    xs = np.concatenate([np.zeros((len(p), 1)), p[:, :, 0]], 1)
+    ys = np.concatenate([np.zeros((len(p), 1)), p[:, :, 1]], 1)
+    tx = np.stack([np.interp(t, knots, row) for row in xs])
+    ty = np.stack([np.interp(t, knots, row) for row in ys])
+    v0 = float(np.hypot(ctx.expert["vx"][0], ctx.expert["vy"][0]))
+    x, y, yaw, v = track(tx, ty, 0.0, np.full(len(p), v0), DT, VehicleLimits())
+    return {"x": x, "y": y, "yaw": yaw, "v": v}
+
+
+def score_poses(rec: m.PairRecord, poses: Any, ctx: EvalContext | None = None
+                ) -> list[m.Facts]:
+    """Facts (collision, TTC, drivable area, comfort, PDMS-style score, safety score) of each
+    of K pose sequences (K, 8, 3) driven in the record's scene (see :func:`track_poses`).
+    Pass ``ctx`` (from :func:`context_from_record`) to reuse it across calls."""
+    ctx = ctx or context_from_record(rec)
+    st = track_poses(ctx, poses)
+    k = st["x"].shape[0]
+    trajs = [rec.expert.model_dump()] + [{n: st[n][i] for n in ("x", "y", "yaw", "v")}
+                                          for i in range(k)]
+    c = candidates_of(ctx, trajs, ["expert"] + ["policy"] * k, [True] * (k + 1))
+    s = score_trajectories(ctx, c)
+    return [facts_model(ctx, c, trajectory_facts(ctx, c, s, i + 1, "policy"))
+            for i in range(k)]

@@ -248,4 +248,9 @@ def observation_png(rec: PairRecord, pixels: int = 448) -> bytes:
     ax.set_ylim(-OBS_BEHIND, OBS_AHEAD)
     ax.set_aspect("auto")
     ax.axis("off")
-    return png_bytes(fig, 100)
+    from PIL import Image  # matplotlib's own dependency
+
+    rgb = Image.open(io.BytesIO(png_bytes(fig, 100))).convert("RGB")
+    buf = io.BytesIO()
+    rgb.save(buf, format="png", optimize=True)
+    return buf.getvalue()

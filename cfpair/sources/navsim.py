@@ -132,7 +132,10 @@ class NavsimSource:
         route = tuple(str(r) for r in cur.get("roadblock_ids") or ())
         m = self._map(str(cur["map_location"]), float(ego.x[self.num_history - 1]),
                       float(ego.y[self.num_history - 1]), route)
-        sensors = {cam: tuple(str(fr.get("cams", {}).get(cam, {}).get("data_path", ""))
+        # NAVSIM's data_path is relative to sensor_blobs/<split>; cfpair's are dataset-root
+        blobs = f"sensor_blobs/{ref.split}/"
+        sensors = {cam: tuple(blobs + p if (p := str(fr.get("cams", {}).get(cam, {})
+                                                      .get("data_path", ""))) else ""
                               for fr in win) for cam in CAMERAS
                    if any(cam in fr.get("cams", {}) for fr in win)}
         cmd = np.asarray(cur.get("driving_command", [0, 0, 0, 1])).tolist()

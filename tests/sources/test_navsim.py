@@ -60,6 +60,7 @@ def test_round_trip(navsim_root):
         np.testing.assert_allclose(sc.map.drivable[0] - UTM_ORIGIN, s.map.drivable[0], atol=1e-6)
         assert sc.meta["driving_command"] == "forward"
         assert sc.sensors["CAM_F0"][3].endswith(".jpg")
+        assert sc.sensors["CAM_F0"][3].startswith("sensor_blobs/mini/")
 
 
 def test_scene_cutting(tmp_path):
