@@ -1,0 +1,160 @@
+"""Records -> training arrays: a rasterised bird's-eye view (vision), the driving command and
+scene tokens (language), the anchors' waypoints (action) and the risk / hazard targets.
+
+Raster: GRID x GRID cells over x in [-16, 48] m (ahead), y in [-32, 32] m (left), channels
+drivable, route centrelines, road users now, road users 1 s ago, ego now + its last 2 s.
+Scene tokens: one per road user (the MAX_AGENTS nearest at the anchor: x, y, vx, vy, length,
+width, is-vulnerable; zeros + mask for missing) and one for the ego (speed, acceleration).
+Targets: waypoints (8, 2) of the positive, negative and expert (x, y at 0.5 s .. 4 s);
+``risk`` = 1 when the logged (expert) continuation is risky (collision, TTC < 1 s or off-road),
+``hazard`` = the label's hazard type (the "failure" the negative-enhanced stage states).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.path import Path as MplPath
+
+from cfpair.geometry.boxes import box_corners
+from cfpair.labels.models import HazardType, PairRecord
+
+GRID = 48
+X_RANGE, Y_RANGE = (-16.0, 48.0), (-32.0, 32.0)
+CHANNELS = ("drivable", "route", "agents_now", "agents_1s_ago", "ego")
+MAX_AGENTS = 8
+COMMANDS = ("left", "straight", "right")
+HAZARDS = tuple(str(h) for h in HazardType)
+_VRU = ("pedestrian", "cyclist", "motorcycle")
+
+_xs = X_RANGE[0] + (np.arange(GRID) + 0.5) * (X_RANGE[1] - X_RANGE[0]) / GRID
+_ys = Y_RANGE[1] - (np.arange(GRID) + 0.5) * (Y_RANGE[1] - Y_RANGE[0]) / GRID
+#: cell centres, row-major: row = lateral (left at the top), column = ahead
+CELLS = np.stack(np.meshgrid(_xs, _ys), -1).reshape(-1, 2)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Arrays of N scenes (numpy; the stages turn them into tensors)."""
+
+    raster: np.ndarray      # (N, C, GRID, GRID) float32
+    command: np.ndarray     # (N,) int64 into COMMANDS
+    agents: np.ndarray      # (N, MAX_AGENTS, 7) float32
+    agent_mask: np.ndarray  # (N, MAX_AGENTS) bool
+    ego: np.ndarray         # (N, 2) float32: speed m/s, acceleration m/s^2
+    positive: np.ndarray    # (N, 8, 2) float32 waypoints
+    negative: np.ndarray
+    expert: np.ndarray
+    risk: np.ndarray        # (N,) float32 in {0, 1}
+    hazard: np.ndarray      # (N,) int64 into HAZARDS
+
+    def __len__(self) -> int:
+        return int(self.raster.shape[0])
+
+    def take(self, idx: np.ndarray) -> Batch:
+        """Rows ``idx`` of every array."""
+        return Batch(**{k: getattr(self, k)[idx] for k in self.__dataclass_fields__})
+
+
+def _fill(mask: np.ndarray, poly: np.ndarray) -> None:
+    if len(poly) >= 3:
+        mask |= MplPath(poly).contains_points(CELLS)
+
+
+def _line(mask: np.ndarray, line: np.ndarray, width: float = 1.5) -> None:
+    for a, b in zip(line[:-1], line[1:], strict=True):
+        d = b - a
+        n = float(np.hypot(*d))
+        if n < 1e-6:
+            continue
+        rel = CELLS - a
+        along = rel @ d / n
+        across = np.abs(rel[:, 0] * d[1] - rel[:, 1] * d[0]) / n
+        mask |= (along >= 0) & (along <= n) & (across <= width / 2)
+
+
+def raster(rec: PairRecord) -> np.ndarray:
+    """The (C, GRID, GRID) bird's-eye raster of a record at its anchor."""
+    c = rec.context
+    out = np.zeros((len(CHANNELS), GRID * GRID), bool)
+    for p in c.map.drivable:
+        _fill(out[0], np.asarray(p).reshape(-1, 2))
+    for p, route in zip(c.map.centerlines, c.map.on_route, strict=False):
+        if route:
+            _line(out[1], np.asarray(p).reshape(-1, 2))
+    t = np.asarray(c.t)
+    now = int(np.argmin(np.abs(t)))
+    ago = int(np.argmin(np.abs(t + 1.0)))
+    for a in c.agents:
+        for ch, k in ((2, now), (3, ago)):
+            if a.valid[k]:
+                _fill(out[ch], box_corners(a.x[k], a.y[k], a.yaw[k], a.length, a.width))
+    _fill(out[4], box_corners(c.ego_rear_to_center, 0.0, 0.0, c.ego_length, c.ego_width))
+    h = c.ego_history
+    pts = np.array([(x, y) for x, y, v in zip(h.x, h.y, h.valid, strict=True) if v])
+    if len(pts) > 1:
+        _line(out[4], pts, 1.0)
+    return out.reshape(len(CHANNELS), GRID, GRID).astype(np.float32)
+
+
+def _agents(rec: PairRecord) -> tuple[np.ndarray, np.ndarray]:
+    c = rec.context
+    k = int(np.argmin(np.abs(np.asarray(c.t))))
+    rows = sorted(((float(np.hypot(a.x[k], a.y[k])), a) for a in c.agents if a.valid[k]),
+                  key=lambda r: r[0])[:MAX_AGENTS]
+    feat = np.zeros((MAX_AGENTS, 7), np.float32)
+    mask = np.zeros(MAX_AGENTS, bool)
+    for i, (_, a) in enumerate(rows):
+        feat[i] = (a.x[k] / 30, a.y[k] / 30, a.vx[k] / 10, a.vy[k] / 10, a.length / 5,
+                   a.width / 2, float(a.cls in _VRU))
+        mask[i] = True
+    return feat, mask
+
+
+def _risky(rec: PairRecord) -> bool:
+    f = rec.expert.facts
+    return f.collides or not f.ttc_ok or not f.drivable_ok
+
+
+def _wp(poses: list[list[float]]) -> np.ndarray:
+    return np.asarray(poses, np.float32)[:, :2]
+
+
+def encode(recs: list[PairRecord]) -> Batch:
+    """Arrays of every record (unlabeled ones get hazard 'none')."""
+    def ego(r: PairRecord) -> tuple[float, float]:
+        v = r.context.ego_history.v
+        return v[-1], (v[-1] - v[-6]) / 0.5 if len(v) >= 6 else 0.0
+    ag = [_agents(r) for r in recs]
+    return Batch(
+        raster=np.stack([raster(r) for r in recs]) if recs else np.zeros(
+            (0, len(CHANNELS), GRID, GRID), np.float32),
+        command=np.array([COMMANDS.index(r.context.driving_command) for r in recs], np.int64),
+        agents=np.stack([a for a, _ in ag]) if recs else np.zeros((0, MAX_AGENTS, 7),
+                                                                 np.float32),
+        agent_mask=np.stack([m for _, m in ag]) if recs else np.zeros((0, MAX_AGENTS), bool),
+        ego=np.array([ego(r) for r in recs], np.float32).reshape(-1, 2),
+        positive=np.stack([_wp(r.positive.poses) for r in recs]) if recs else np.zeros(
+            (0, 8, 2), np.float32),
+        negative=np.stack([_wp(r.negative.poses) for r in recs]) if recs else np.zeros(
+            (0, 8, 2), np.float32),
+        expert=np.stack([_wp(r.expert.poses) for r in recs]) if recs else np.zeros(
+            (0, 8, 2), np.float32),
+        risk=np.array([float(_risky(r)) for r in recs], np.float32),
+        hazard=np.array([HAZARDS.index(str(r.label.hazard_type)) if r.label else
+                         HAZARDS.index("none") for r in recs], np.int64))
+
+
+def poses_of(waypoints: np.ndarray) -> np.ndarray:
+    """Waypoints (..., 8, 2) -> NAVSIM poses (..., 8, 3): yaw along the direction of travel
+    from the previous waypoint (the origin for the first), kept where the car barely moves."""
+    w = np.asarray(waypoints, np.float64)
+    prev = np.concatenate([np.zeros_like(w[..., :1, :]), w[..., :-1, :]], -2)
+    d = w - prev
+    yaw = np.arctan2(d[..., 1], d[..., 0])
+    still = np.hypot(d[..., 0], d[..., 1]) < 0.2
+    for i in range(w.shape[-2]):   # carry the last heading through stops
+        last = yaw[..., i - 1] if i else np.zeros_like(yaw[..., 0])
+        yaw[..., i] = np.where(still[..., i], last, yaw[..., i])
+    return np.concatenate([w, yaw[..., None]], -1)

@@ -1,0 +1,32 @@
+"""Score waypoints in stored scenes with cfpair's geometry (the reward of GRPO and the
+metrics of the evaluation): contexts are built once per record and reused."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cfpair.counterfactual.context import EvalContext
+from cfpair.counterfactual.rebuild import context_from_record, score_poses
+from cfpair.export.reward import reward_of
+from cfpair.labels.models import Facts, PairRecord
+from cfpair.train.data import poses_of
+
+
+class Scorer:
+    """Facts and rewards of waypoints (K, 8, 2) driven in record i's scene."""
+
+    def __init__(self, recs: list[PairRecord]) -> None:
+        self.recs = recs
+        self._ctx: dict[int, EvalContext] = {}
+
+    def facts(self, i: int, waypoints: np.ndarray) -> list[Facts]:
+        """Facts of each of K waypoint sets in scene i."""
+        if i not in self._ctx:
+            self._ctx[i] = context_from_record(self.recs[i])
+        return score_poses(self.recs[i], poses_of(waypoints), self._ctx[i])
+
+    def rewards(self, i: int, waypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Reward (0.5 PDMS + 0.5 safety score) and cost (1 for a collision) of each set."""
+        fs = self.facts(i, waypoints)
+        return (np.array([reward_of(f) for f in fs]),
+                np.array([float(f.collides) for f in fs]))
