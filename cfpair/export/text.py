@@ -20,7 +20,7 @@ import re
 import numpy as np
 
 from cfpair.errors import CfpairError
-from cfpair.labels.models import PairRecord, SafetyLabel
+from cfpair.labels.models import PairRecord, SafetyLabel, anchor_index
 
 XY_DECIMALS = 2
 YAW_DECIMALS = 3
@@ -82,10 +82,6 @@ def clean(text: str) -> str:
     return text.replace(IMAGE_TOKEN, "[image]")
 
 
-def _anchor(t: list[float]) -> int:
-    return min(range(len(t)), key=lambda i: abs(t[i]))
-
-
 def scene_prompt(rec: PairRecord, max_agents: int = 8) -> str:
     """What the policy is told about the scene at the anchor: the command, the ego's motion
     over the last 2 s, the nearest road users now. Nothing of the future and nothing of the
@@ -96,7 +92,7 @@ def scene_prompt(rec: PairRecord, max_agents: int = 8) -> str:
             if v and abs(t * 2 - round(t * 2)) < 1e-6 and t < 0][-4:]
     hist = ", ".join(f"t={h.t[i]:.1f}s ({h.x[i]:.1f}, {h.y[i]:.1f}) {h.v[i]:.1f} m/s"
                      for i in past) or "not available"
-    k = _anchor(c.t)
+    k = anchor_index(c.t)
     near = sorted((math.hypot(a.x[k], a.y[k]), a) for a in c.agents if a.valid[k]
                   ) if c.agents else []
     lines = [f"- {a.cls} {a.id}: at ({a.x[k]:.1f}, {a.y[k]:.1f}) m, heading "

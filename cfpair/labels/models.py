@@ -220,6 +220,11 @@ class EgoHistory(Strict):
     valid: list[bool]
 
 
+def anchor_index(t: list[float]) -> int:
+    """Index of t = 0 (the anchor) on a record's time grid (the first of equal nearest)."""
+    return min(range(len(t)), key=lambda i: abs(t[i]))
+
+
 class Context(Strict):
     """The scene as the policy sees it at the anchor."""
 

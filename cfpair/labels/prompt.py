@@ -19,7 +19,7 @@ from typing import Any
 
 from cfpair.errors import ConfigError
 from cfpair.labels.grounding import allowed_hazards, expected_risk
-from cfpair.labels.models import PairRecord, SafetyLabel, Trajectory
+from cfpair.labels.models import PairRecord, SafetyLabel, Trajectory, anchor_index
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 MAX_AGENTS = 8
@@ -94,13 +94,9 @@ def label_schema(rec: PairRecord | None = None) -> dict[str, Any]:
     return s
 
 
-def _anchor_index(t: list[float]) -> int:
-    return min(range(len(t)), key=lambda i: abs(t[i]))
-
-
 def agent_table(rec: PairRecord) -> str:
     """The MAX_AGENTS nearest valid road users at the anchor, one line each."""
-    k = _anchor_index(rec.context.t)
+    k = anchor_index(rec.context.t)
     crit = rec.negative.facts.critical_agent_id
     rows = []
     for a in rec.context.agents:

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon as MplPolygon
 
 from cfpair.geometry.boxes import box_corners
-from cfpair.labels.models import PairRecord
+from cfpair.labels.models import PairRecord, anchor_index
 
 #: colours of the three roles and of the scene
 COLOURS = {"expert": "#6b6b6b", "negative": "#d62728", "positive": "#2ca02c",
@@ -35,11 +35,6 @@ def _uv(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _flat(poly: list[float]) -> np.ndarray:
     return np.asarray(poly, np.float64).reshape(-1, 2)
-
-
-def anchor_index(t: list[float]) -> int:
-    """Index of t = 0 on a record's context time grid."""
-    return int(np.argmin(np.abs(np.asarray(t))))
 
 
 def _box(ax: Axes, x: float, y: float, yaw: float, length: float, width: float,

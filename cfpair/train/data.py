@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.path import Path as MplPath
 
 from cfpair.geometry.boxes import box_corners
-from cfpair.labels.models import HazardType, PairRecord
+from cfpair.labels.models import HazardType, PairRecord, anchor_index
 
 GRID = 48
 X_RANGE, Y_RANGE = (-16.0, 48.0), (-32.0, 32.0)
@@ -83,9 +83,8 @@ def raster(rec: PairRecord) -> np.ndarray:
     for p, route in zip(c.map.centerlines, c.map.on_route, strict=False):
         if route:
             _line(out[1], np.asarray(p).reshape(-1, 2))
-    t = np.asarray(c.t)
-    now = int(np.argmin(np.abs(t)))
-    ago = int(np.argmin(np.abs(t + 1.0)))
+    now = anchor_index(c.t)
+    ago = anchor_index([t + 1.0 for t in c.t])
     for a in c.agents:
         for ch, k in ((2, now), (3, ago)):
             if a.valid[k]:
@@ -100,7 +99,7 @@ def raster(rec: PairRecord) -> np.ndarray:
 
 def _agents(rec: PairRecord) -> tuple[np.ndarray, np.ndarray]:
     c = rec.context
-    k = int(np.argmin(np.abs(np.asarray(c.t))))
+    k = anchor_index(c.t)
     rows = sorted(((float(np.hypot(a.x[k], a.y[k])), a) for a in c.agents if a.valid[k]),
                   key=lambda r: r[0])[:MAX_AGENTS]
     feat = np.zeros((MAX_AGENTS, 7), np.float32)
@@ -123,24 +122,25 @@ def _wp(poses: list[list[float]]) -> np.ndarray:
 
 def encode(recs: list[PairRecord]) -> Batch:
     """Arrays of every record (unlabeled ones get hazard 'none')."""
+    if not recs:
+        z = np.zeros((0, 8, 2), np.float32)
+        return Batch(np.zeros((0, len(CHANNELS), GRID, GRID), np.float32),
+                     np.zeros(0, np.int64), np.zeros((0, MAX_AGENTS, 7), np.float32),
+                     np.zeros((0, MAX_AGENTS), bool), np.zeros((0, 2), np.float32), z, z, z,
+                     np.zeros(0, np.float32), np.zeros(0, np.int64))
+
     def ego(r: PairRecord) -> tuple[float, float]:
         v = r.context.ego_history.v
         return v[-1], (v[-1] - v[-6]) / 0.5 if len(v) >= 6 else 0.0
     ag = [_agents(r) for r in recs]
     return Batch(
-        raster=np.stack([raster(r) for r in recs]) if recs else np.zeros(
-            (0, len(CHANNELS), GRID, GRID), np.float32),
+        raster=np.stack([raster(r) for r in recs]),
         command=np.array([COMMANDS.index(r.context.driving_command) for r in recs], np.int64),
-        agents=np.stack([a for a, _ in ag]) if recs else np.zeros((0, MAX_AGENTS, 7),
-                                                                 np.float32),
-        agent_mask=np.stack([m for _, m in ag]) if recs else np.zeros((0, MAX_AGENTS), bool),
-        ego=np.array([ego(r) for r in recs], np.float32).reshape(-1, 2),
-        positive=np.stack([_wp(r.positive.poses) for r in recs]) if recs else np.zeros(
-            (0, 8, 2), np.float32),
-        negative=np.stack([_wp(r.negative.poses) for r in recs]) if recs else np.zeros(
-            (0, 8, 2), np.float32),
-        expert=np.stack([_wp(r.expert.poses) for r in recs]) if recs else np.zeros(
-            (0, 8, 2), np.float32),
+        agents=np.stack([a for a, _ in ag]), agent_mask=np.stack([m for _, m in ag]),
+        ego=np.array([ego(r) for r in recs], np.float32),
+        positive=np.stack([_wp(r.positive.poses) for r in recs]),
+        negative=np.stack([_wp(r.negative.poses) for r in recs]),
+        expert=np.stack([_wp(r.expert.poses) for r in recs]),
         risk=np.array([float(_risky(r)) for r in recs], np.float32),
         hazard=np.array([HAZARDS.index(str(r.label.hazard_type)) if r.label else
                          HAZARDS.index("none") for r in recs], np.int64))
