@@ -342,6 +342,6 @@ def train(
                                           for k in keys) + " |")
     base, best = table[tr.ARMS[0]], table[tr.ARMS[2]]
     if base["collision_rate"][0] > 0:
-        rel = 1 - best["collision_rate"][0] / base["collision_rate"][0]
-        typer.echo(f"collision rate, neg-SFT + anchor GRPO vs SFT: {rel:+.0%} relative "
-                   f"reduction; PDMS {base['pdms'][0]:.3f} -> {best['pdms'][0]:.3f}")
+        rel = best["collision_rate"][0] / base["collision_rate"][0] - 1
+        typer.echo(f"neg-SFT + anchor GRPO vs SFT: collision rate {rel:+.0%} (relative), "
+                   f"PDMS {base['pdms'][0]:.3f} -> {best['pdms'][0]:.3f}")

@@ -17,7 +17,13 @@ from cfpair.counterfactual.rebuild import score_poses  # noqa: E402
 from cfpair.shards import load_records  # noqa: E402
 from cfpair.train.data import CHANNELS, GRID, encode, poses_of  # noqa: E402
 from cfpair.train.evaluate import evaluate  # noqa: E402
-from cfpair.train.grpo import GRPOConfig, gaussian_kl, group_advantages, train_grpo  # noqa: E402
+from cfpair.train.grpo import (  # noqa: E402
+    GRPOConfig,
+    gaussian_kl,
+    group_advantages,
+    policy_loss,
+    train_grpo,
+)
 from cfpair.train.model import TinyVLA, load_checkpoint, seed_all  # noqa: E402
 from cfpair.train.neg_sft import NegSFTConfig, train_neg_sft  # noqa: E402
 from cfpair.train.run import STAGES, TrainConfig, load_split, run_stage  # noqa: E402
@@ -84,6 +90,29 @@ def test_group_advantages_with_anchors_by_hand() -> None:
     assert np.allclose(group_advantages(np.ones(5)), 0.0)   # a flat group: no signal
 
 
+def test_policy_loss_by_hand() -> None:
+    cfg = GRPOConfig(clip_eps=0.2, dual_clip=3.0, anchor_weight=1.0, huber_m=1.0)
+    mean = torch.zeros(1, 8, 2)
+
+    def loss(log_ratio: float, a: float, adv_pos: float | None = None,
+             positive: float = 0.5, adv_neg: float = -2.0) -> float:
+        logp = torch.tensor([[log_ratio]])
+        adv = [a] if adv_pos is None else [a, adv_pos, adv_neg]
+        pos = None if adv_pos is None else torch.full((1, 8, 2), positive)
+        return float(policy_loss(mean, logp, torch.zeros(1, 1), torch.tensor([adv]), pos, cfg))
+
+    assert np.isclose(loss(0.0, 1.0), -1.0)                  # ratio 1: -A
+    assert np.isclose(loss(0.5, 1.0), -1.2)                  # ratio 1.65 clipped to 1.2
+    assert np.isclose(loss(0.5, -1.0), np.exp(0.5))          # pessimistic side: unclipped
+    assert np.isclose(loss(2.0, -1.0), 3.0)                  # ratio 7.39: dual clip at 3|A|
+    # the positive anchor: Huber 0.5 * 0.5^2 = 0.125 per coordinate, times A_pos = 2
+    assert np.isclose(loss(0.0, 0.0, adv_pos=2.0), 0.25)
+    assert np.isclose(loss(0.0, 0.0, adv_pos=-1.0), 0.0)     # worse than the group: no pull
+    assert np.isclose(loss(0.0, 0.0, adv_pos=1.0, positive=3.0), 2.5)   # linear beyond 1 m
+    # the negative anchor acts only through the group statistics
+    assert loss(0.3, 0.7, adv_pos=1.0, adv_neg=-0.5) == loss(0.3, 0.7, adv_pos=1.0, adv_neg=-9)
+
+
 def test_gaussian_kl_by_hand() -> None:
     m = torch.zeros(1, 8, 2)
     s = torch.ones(8, 2)
@@ -135,6 +164,27 @@ def test_lagrangian_multiplier_rises_with_collisions(split) -> None:
                      cost_budget=0.0)
     _, log = train_grpo(model, split.train_b, split.train_s, cfg, 0, CPU)
     assert log.lam == sorted(log.lam) and (log.lam[-1] > 0) == (sum(log.collision) > 0)
+
+
+def _mean_reward(model: TinyVLA, split) -> float:
+    from cfpair.train.evaluate import predict
+    wp = predict(model, split.train_b, CPU)["waypoints"]
+    return float(np.mean([split.train_s.rewards(i, wp[i:i + 1])[0][0]
+                          for i in range(len(split.train))]))
+
+
+@pytest.mark.parametrize("anchors", [True, False])
+def test_grpo_raises_its_own_reward(split, anchors: bool) -> None:
+    # regression: anchors in the likelihood-ratio term once drowned the samples' signal and
+    # GRPO lowered the very reward it optimised
+    seed_all(0)
+    model = TinyVLA()
+    train_neg_sft(model, split.train_b, NegSFTConfig(steps=200, batch_size=8), 0, CPU)
+    before = _mean_reward(model, split)
+    cfg = GRPOConfig(steps=40, scenes_per_step=8, group_size=8, anchors=anchors, lr=1e-3)
+    _, log = train_grpo(model, split.train_b, split.train_s, cfg, 0, CPU)
+    assert _mean_reward(model, split) > before + 0.02
+    assert np.mean(log.reward[-10:]) > np.mean(log.reward[:10])
 
 
 def test_same_seed_same_result(split) -> None:

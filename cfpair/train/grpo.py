@@ -4,29 +4,33 @@ toward the better-than-group ones, clipped, with a KL term to the SFT reference.
 
 Choices and simplifications (all of them):
 - Policy: the tiny VLA's waypoint mean with a learned, state-independent diagonal Gaussian
-  spread (8 x 2, metres). Actions are the 8 waypoints (x, y); yaw follows the direction of
-  travel (``data.poses_of``). No text is generated.
+  spread (8 x 2, metres, starting at ``ModelConfig.init_std_m`` = 0.3 m and bounded to
+  [0.1, 3] m). Actions are the 8 waypoints (x, y); yaw follows the direction of travel
+  (``data.poses_of``). No text is generated.
 - Group: ``group_size`` samples per scene from the policy at the start of the step (the "old"
   policy), plus, with anchors, the record's positive and negative waypoints. Group of
   ``group_size + 2``.
-- Reward: the waypoints are driven in the stored scene by cfpair's tracker and scored
-  (``export.reward.reward_of``: 0.5 PDMS-style score + 0.5 safety score, in [0, 1]). The
+- Reward: the waypoints are driven in the stored scene by cfpair's tracker and scored:
+  PDMS-style score minus ``collision_penalty`` for any collision (PDMS is already 0 for an
+  at-fault one; the penalty also covers the others and separates "collides" from "slow but
+  safe"). Not the export reward (0.5 PDMS + 0.5 safety score): its safety half pays for
+  slowing down, and with it GRPO traded progress for safety (PDMS fell, BENCHMARKS.md). The
   anchors are scored the same way, not given fixed rewards.
 - Advantages: (r - mean(group)) / (std(group) + eps), over the whole group including the
-  anchors (so the anchors move the baseline and the scale, and also get advantages of their
-  own: the positive is usually pulled toward, the negative pushed away).
-- Objective: PPO-style clipped ratio pi/pi_old per trajectory (log-density summed over the 16
-  waypoint coordinates), ``epochs`` optimisation passes per group, clip ``clip_eps``, with
-  dual clipping (a negative advantage's loss is bounded by ``dual_clip`` * A) and the log-ratio
-  clamped to +-10, because the anchors are off-policy points whose density under the policy
-  can be far in the tail. Every group member, anchors included, enters this term.
-- Anchors in the loss: in addition, the positive anchor, when its advantage is positive,
-  enters as an advantage-weighted log-likelihood (per coordinate, weight ``anchor_weight``):
-  a sample-free pull toward the safe trajectory that the ratio alone would not give (its
-  ratio gradient vanishes when the anchor is far from the policy). The negative anchor acts
-  through the group statistics and the clipped term only (an unbounded unlikelihood would
-  diverge).
-- Gradients clipped to norm ``grad_clip``; the policy spread is bounded to [0.1, 3] m.
+  anchors, so the anchors set the baseline and the scale: the positive raises the bar, the
+  negative guarantees a spread when every sample is alike.
+- Objective: PPO-style clipped ratio pi/pi_old per sampled trajectory (log-density summed over
+  the 16 waypoint coordinates), ``epochs`` optimisation passes per group, clip ``clip_eps``,
+  dual clipping (a negative advantage's loss is bounded by ``dual_clip`` * A), log-ratio
+  clamped to +-10. Only the on-policy samples enter this term.
+- Anchors in the loss: the anchors are off-policy points, often many spreads from the policy
+  mean, where the ratio's gradient grows as (distance / spread^2) and drowned the samples'
+  signal (the first version did this and lowered the PDMS it optimised). So the positive
+  anchor enters as an advantage-weighted imitation term instead: Huber (1 m) distance of the
+  mean to the positive, times max(A_positive, 0), weight ``anchor_weight`` -- a bounded pull
+  toward the safe trajectory when it beats the group. The negative anchor acts through the
+  group statistics only (an unbounded push away from it would diverge).
+- Gradients clipped to norm ``grad_clip``.
 - KL: closed form between the diagonal Gaussians of the policy and the frozen SFT reference,
   per scene, weight ``beta``.
 - Optional Lagrangian cost constraint (SafeVLA style): cost = 1 for a collision; the reward
@@ -43,6 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from cfpair.train.data import Batch
 from cfpair.train.model import TinyVLA, inputs
@@ -53,15 +58,17 @@ from cfpair.train.scoring import Scorer
 class GRPOConfig:
     """Stage settings."""
 
-    steps: int = 60
-    scenes_per_step: int = 16
+    steps: int = 90
+    scenes_per_step: int = 24
     group_size: int = 8
     anchors: bool = True
-    lr: float = 1e-3
+    lr: float = 3e-4
     epochs: int = 2
     clip_eps: float = 0.2
     dual_clip: float = 3.0
     anchor_weight: float = 1.0
+    huber_m: float = 1.0
+    collision_penalty: float = 0.5
     grad_clip: float = 1.0
     beta: float = 0.02
     eps: float = 1e-4
@@ -93,6 +100,27 @@ def gaussian_kl(mean: torch.Tensor, std: torch.Tensor, ref_mean: torch.Tensor,
             - 0.5).sum((-1, -2))
 
 
+def policy_loss(mean: torch.Tensor, logp: torch.Tensor, old_logp: torch.Tensor,
+                adv: torch.Tensor, positive: torch.Tensor | None, cfg: GRPOConfig
+                ) -> torch.Tensor:
+    """The clipped surrogate over the samples plus, with anchors, the positive's weighted pull.
+    mean (N, 8, 2); logp, old_logp (N, G) of the G samples; adv (N, G) or, with anchors,
+    (N, G + 2) with the positive then the negative last; positive (N, 8, 2) or None. The
+    negative anchor's advantage is not used here: it acted through the group statistics."""
+    g = logp.shape[1]
+    a = adv[:, :g]
+    ratio = torch.exp(torch.clamp(logp - old_logp, -10.0, 10.0))
+    clipped = torch.clamp(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps)
+    surr = torch.minimum(ratio * a, clipped * a)
+    surr = torch.where(a < 0, torch.maximum(surr, cfg.dual_clip * a), surr)
+    loss = -surr.mean()
+    if positive is not None:
+        a_pos = adv[:, g].clamp(min=0.0)
+        pull = F.smooth_l1_loss(mean, positive, reduction="none", beta=cfg.huber_m)
+        loss = loss + cfg.anchor_weight * (a_pos * pull.mean((-1, -2))).mean()
+    return loss
+
+
 def train_grpo(model: TinyVLA, data: Batch, scorer: Scorer, cfg: GRPOConfig, seed: int,
                device: torch.device) -> tuple[torch.optim.Optimizer, GRPOLog]:
     """Anchor-based (or, with ``anchors=False``, plain) GRPO on ``data``; ``scorer`` holds
@@ -113,31 +141,24 @@ def train_grpo(model: TinyVLA, data: Batch, scorer: Scorer, cfg: GRPOConfig, see
             out = model(x)
             noise = torch.randn((len(idx), cfg.group_size, 8, 2), generator=gen).to(device)
             samples = out["mean"].unsqueeze(1) + noise * model.std()
-            if cfg.anchors:
-                anchors = torch.as_tensor(np.stack([b.positive, b.negative], 1), device=device)
-                group = torch.cat([samples, anchors], 1)
-            else:
-                group = samples
-            old_logp = model.log_prob(out["mean"], group)
+            positive = torch.as_tensor(b.positive, device=device) if cfg.anchors else None
+            group = samples
+            if positive is not None:
+                negative = torch.as_tensor(b.negative, device=device)
+                group = torch.cat([samples, positive.unsqueeze(1), negative.unsqueeze(1)], 1)
+            old_logp = model.log_prob(out["mean"], samples)
             ref_out = ref(x)
         rewards, costs = np.zeros(group.shape[:2]), np.zeros(group.shape[:2])
         wp = group.cpu().numpy()
         for j, i in enumerate(idx):
-            rewards[j], costs[j] = scorer.rewards(int(i), wp[j])
+            rewards[j], costs[j] = scorer.rewards(int(i), wp[j], cfg.collision_penalty)
         shaped = rewards - lam * costs if cfg.lagrangian else rewards
         adv = torch.as_tensor(np.stack([group_advantages(r, cfg.eps) for r in shaped]),
                               dtype=torch.float32, device=device)
         for _ in range(cfg.epochs):
             out = model(x)
-            logp = model.log_prob(out["mean"], group)
-            ratio = torch.exp(torch.clamp(logp - old_logp, -10.0, 10.0))
-            clipped = torch.clamp(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps)
-            surr = torch.minimum(ratio * adv, clipped * adv)
-            surr = torch.where(adv < 0, torch.maximum(surr, cfg.dual_clip * adv), surr)
-            loss = -surr.mean()
-            if cfg.anchors:   # the positive anchor (index group_size) as weighted likelihood
-                a_pos = adv[:, cfg.group_size].clamp(min=0.0)
-                loss = loss - cfg.anchor_weight * (a_pos * logp[:, cfg.group_size]).mean() / 16
+            logp = model.log_prob(out["mean"], samples)
+            loss = policy_loss(out["mean"], logp, old_logp, adv, positive, cfg)
             kl = gaussian_kl(out["mean"], model.std(), ref_out["mean"], ref.std()).mean()
             loss = loss + cfg.beta * kl
             opt.zero_grad()

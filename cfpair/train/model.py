@@ -24,7 +24,7 @@ class ModelConfig:
     """Sizes of the tiny VLA."""
 
     width: int = 64
-    init_std_m: float = 1.0
+    init_std_m: float = 0.3
 
 
 class TinyVLA(nn.Module):

@@ -7,7 +7,6 @@ import numpy as np
 
 from cfpair.counterfactual.context import EvalContext
 from cfpair.counterfactual.rebuild import context_from_record, score_poses
-from cfpair.export.reward import reward_of
 from cfpair.labels.models import Facts, PairRecord
 from cfpair.train.data import poses_of
 
@@ -25,8 +24,10 @@ class Scorer:
             self._ctx[i] = context_from_record(self.recs[i])
         return score_poses(self.recs[i], poses_of(waypoints), self._ctx[i])
 
-    def rewards(self, i: int, waypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Reward (0.5 PDMS + 0.5 safety score) and cost (1 for a collision) of each set."""
+    def rewards(self, i: int, waypoints: np.ndarray, collision_penalty: float = 0.5
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """GRPO's reward (PDMS-style score - ``collision_penalty`` for any collision) and cost
+        (1 for a collision) of each set."""
         fs = self.facts(i, waypoints)
-        return (np.array([reward_of(f) for f in fs]),
-                np.array([float(f.collides) for f in fs]))
+        cost = np.array([float(f.collides) for f in fs])
+        return np.array([f.pdms for f in fs]) - collision_penalty * cost, cost
