@@ -1,5 +1,6 @@
 """Score a policy's answer against a stored scene with cfpair's own metrics: the reward behind
-the TRL and verl examples (``examples/``) and the bundled trainer.
+the TRL and verl examples (``examples/``). (The bundled trainer's GRPO uses the PDMS-style
+score minus a collision penalty instead: ``cfpair.train.grpo``.)
 
 reward = 0.5 * PDMS-style score + 0.5 * safety score of the answer's trajectory, driven in the
 record's scene (:func:`cfpair.counterfactual.rebuild.score_poses`): in [0, 1], 0 for an
