@@ -34,3 +34,24 @@ class ShardError(CfpairError):
 
 class LabelingError(CfpairError):
     """A labeler could not produce a valid, grounded label; carries what it tried."""
+
+
+class SceneRejected(CfpairError):
+    """A (scenario, anchor) cannot yield a pair; ``reason`` is a short stable code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class TrajectoryParseError(CfpairError, ValueError):
+    """A text holds no well-formed trajectory; the message says what was expected."""
+
+
+class SourceUnavailable(CfpairError):
+    """A source needs a package or a server that is not there; the message says how to get it."""
+
+
+class CarlaUnavailable(SourceUnavailable):
+    """The ``carla`` package is missing or no server answered."""

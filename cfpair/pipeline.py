@@ -20,7 +20,7 @@ from typing import Any
 
 from cfpair.config import GenerateConfig
 from cfpair.counterfactual.candidates import build_candidates
-from cfpair.counterfactual.context import SceneRejected, build_context
+from cfpair.counterfactual.context import build_context
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
 from cfpair.errors import CfpairError

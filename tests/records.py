@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from cfpair.counterfactual.candidates import build_candidates
-from cfpair.counterfactual.context import SceneRejected, build_context
+from cfpair.counterfactual.context import build_context
+from cfpair.errors import SceneRejected
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
 from cfpair.labels.models import PairRecord

@@ -13,21 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from cfpair.errors import CfpairError
+from cfpair.errors import SceneRejected
 from cfpair.geometry.drivable import DrivableArea
 from cfpair.geometry.transforms import wrap_angle
 from cfpair.types import F64, Bool, Scenario
 
 DT = 0.1
 
-
-class SceneRejected(CfpairError):
-    """A (scenario, anchor) cannot yield a pair; ``reason`` is a short stable code."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
 def resample(t_src: F64, values: dict[str, F64], valid: Bool, t_dst: F64

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from cfpair.counterfactual.candidates import Candidates
-from cfpair.counterfactual.context import DT, EvalContext, SceneRejected
+from cfpair.counterfactual.context import DT, EvalContext
+from cfpair.errors import SceneRejected
 from cfpair.geometry.boxes import box_distance
 from cfpair.geometry.collision import collisions
 from cfpair.geometry.comfort import ComfortBounds, comfort_of_path

@@ -19,7 +19,7 @@ import re
 
 import numpy as np
 
-from cfpair.errors import CfpairError
+from cfpair.errors import TrajectoryParseError
 from cfpair.labels.models import PairRecord, SafetyLabel, anchor_index
 
 XY_DECIMALS = 2
@@ -34,10 +34,6 @@ IMAGE_TOKEN = "<image>"
 SYSTEM = ("You are the planner of an automated car. From the bird's-eye or camera image and "
           "the scene description, first assess the risk, then give the ego car's trajectory "
           "for the next 4 seconds.")
-
-
-class TrajectoryParseError(CfpairError, ValueError):
-    """A text holds no well-formed trajectory; the message says what was expected."""
 
 
 def _num(v: float, decimals: int) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cfpair.errors import CfpairError, ConfigError, DatasetFormatError
+from cfpair.errors import CarlaUnavailable, CfpairError, ConfigError, DatasetFormatError
 from cfpair.sources.base import ScenarioRef
 from cfpair.sources.scenario_io import load_scenario, save_scenario
 from cfpair.types import AgentTracks, MapGeometry, Scenario, Trajectory
@@ -27,10 +27,6 @@ START_HINT = (
     "`docker run --rm --net=host --gpus all carlasim/carla:0.9.16 "
     "bash CarlaUE4.sh -RenderOffScreen -carla-rpc-port={port}`, then re-run"
 )
-
-
-class CarlaUnavailable(CfpairError):
-    """The ``carla`` package is missing or no server answered."""
 
 
 def _carla() -> Any:

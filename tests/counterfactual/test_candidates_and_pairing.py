@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cfpair.counterfactual.candidates import build_candidates, track
-from cfpair.counterfactual.context import SceneRejected, build_context
+from cfpair.counterfactual.context import build_context
+from cfpair.errors import SceneRejected
 from cfpair.counterfactual.operators import DEFAULT_VARIANTS, OPERATORS, OpInput, apply
 from cfpair.counterfactual.pairing import make_pair, meta_action, risky_mask, safe_mask
 from cfpair.geometry.kinematics import VehicleLimits

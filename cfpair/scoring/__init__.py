@@ -1,0 +1,1 @@
+"""Scoring: the scene context scoring needs, NAVSIM's tracking simulator, the PDM scorer, all facts."""
