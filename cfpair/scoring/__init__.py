@@ -1,1 +1,1 @@
-"""Scoring: the scene context scoring needs, NAVSIM's tracking simulator, the PDM scorer, all facts."""
+"""Scoring: what scoring needs of a scene, NAVSIM's tracking simulator, the PDM scorer, facts."""
