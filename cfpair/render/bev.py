@@ -284,7 +284,8 @@ def no_map_note(ax: Axes, rec: PairRecord, fontsize: float = 9.0) -> None:
 def png_bytes(fig: Figure, dpi: int) -> bytes:
     """The figure as PNG bytes."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    # level 3 instead of PIL's 6: about a tenth of the encode time for a few % more bytes
+    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 3})
     return buf.getvalue()
 
 

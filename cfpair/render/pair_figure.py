@@ -15,6 +15,7 @@ import textwrap
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from cfpair.labels.models import PairRecord
 from cfpair.render.bev import (
@@ -103,6 +104,7 @@ def draw_speed(ax: Axes, rec: PairRecord, fontsize: float = 9.0) -> None:
         ax.legend(fontsize=fontsize - 1, loc="best", framealpha=0.85)
     ax.grid(alpha=0.3)
     ax.tick_params(labelsize=fontsize - 1)
+    ax.yaxis.set_major_locator(MaxNLocator(5))
 
 
 def agent_name(cls: str, agent_id: str) -> str:
@@ -174,16 +176,11 @@ def detail_text(rec: PairRecord, width: int = 80) -> str:
                     f"progress {f.progress_m:4.1f} m")
     lab = rec.label
     if lab is not None:
-        ca = lab.critical_agent
-        agent = agent_name(ca.cls, ca.id) if ca else "none"
-        ttc = "-" if lab.time_to_conflict_s is None else f"{lab.time_to_conflict_s:.1f} s"
-        rows.append(f"critical {agent}; conflict in {ttc}; safety score "
-                    f"{lab.safety_score:.2f}")
         rows += textwrap.wrap(lab.failure_description, width, max_lines=3, placeholder=" ...")
     p = rec.provenance
-    rows.append(f"scenario {p.scenario_id} at {p.anchor_time_s:.1f} s; label {rec.label_status}"
-                f" ({p.labeler})")
-    rows.append(f"pair {rec.pair_id}")
+    safety = "" if lab is None else f"safety {lab.safety_score:.2f} · "
+    rows.append(f"{safety}label {rec.label_status} ({p.labeler}) · pair {rec.pair_id}")
+    rows.append(f"scenario {p.scenario_id} at {p.anchor_time_s:.1f} s")
     return "\n".join(textwrap.shorten(r, width + 4, placeholder=" ...") if len(r) > width + 4
                      else r for r in rows)
 
@@ -201,6 +198,8 @@ def review_figure(rec: PairRecord) -> Figure:
     no_map_note(ax, rec)
     label_critical(ax, rec)
     ax.tick_params(labelsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(6))
+    ax.yaxis.set_major_locator(MaxNLocator(8))
     ax.set_xlabel("right of ego [m]", fontsize=9)
     ax.set_ylabel("ahead of ego [m]", fontsize=9)
     head, detail = title_lines(rec)
