@@ -45,11 +45,11 @@ def _flat(poly: list[float]) -> np.ndarray:
 
 def _box(ax: Axes, x: float, y: float, yaw: float, length: float, width: float,
          face: str, edge: str, alpha: float = 0.9, lw: float = 1.0, ls: str = "-",
-         z: float = 3.0, heading: bool = True) -> None:
+         z: float = 3.0, heading: bool = True, gid: str | None = None) -> None:
     corners = box_corners(x, y, yaw, length, width)
     u, w = _uv(corners[:, 0], corners[:, 1])
     ax.add_patch(MplPolygon(np.stack([u, w], -1), closed=True, facecolor=face,
-                            edgecolor=edge, alpha=alpha, lw=lw, ls=ls, zorder=z))
+                            edgecolor=edge, alpha=alpha, lw=lw, ls=ls, zorder=z, gid=gid))
     if heading:  # a short tick from the centre toward the front shows the heading
         fu, fw = _uv(x + 0.5 * length * np.cos(yaw), y + 0.5 * length * np.sin(yaw))
         cu, cw = _uv(x, y)
@@ -139,12 +139,13 @@ def draw_trajectories(ax: Axes, rec: PairRecord, ticks: bool = True) -> None:
         u, w = _uv(tr.x, tr.y)
         z = {"expert": 4.2, "negative": 4.4, "positive": 4.6}[role]
         ax.plot(u, w, color=COLOURS[role], lw=ROLE_WIDTHS[role], zorder=z,
-                alpha=0.35 if role == "expert" else 1.0, solid_capstyle="round")
+                alpha=0.35 if role == "expert" else 1.0, solid_capstyle="round",
+                gid=f"path-{role}")
         if ticks:
             i = second_ticks(tr)
             ax.scatter(u[i], w[i], marker=TICK_MARKERS[role], s=30 if role == "negative" else 20,
                        color=COLOURS[role], edgecolor="white", lw=0.7, zorder=z + 0.05,
-                       alpha=0.6 if role == "expert" else 1.0)
+                       alpha=0.6 if role == "expert" else 1.0, gid=f"ticks-{role}")
 
 
 def snapshot_time(rec: PairRecord) -> float:
@@ -183,7 +184,7 @@ def draw_snapshot(ax: Axes, rec: PairRecord) -> None:
         _box(ax, x, y, yaw, c.ego_length, c.ego_width, COLOURS[role], COLOURS[role],
              alpha=0.25, lw=0.0, z=5.4, heading=False)
         _box(ax, x, y, yaw, c.ego_length, c.ego_width, "none", COLOURS[role], alpha=1.0,
-             lw=1.8, ls="--", z=5.5)
+             lw=1.8, ls="--", z=5.5, gid=f"snapshot-{role}")
     if rec.negative.facts.first_conflict_time_s is None:
         return
     ex, ey, _ = ego_centre_at(rec, "negative", ts)
@@ -192,7 +193,7 @@ def draw_snapshot(ax: Axes, rec: PairRecord) -> None:
     if at is not None:
         x, y, yaw, a = at
         _box(ax, x, y, yaw, a.length, a.width, "none", COLOURS["critical"], alpha=1.0, lw=1.8,
-             ls="--", z=5.5)
+             ls="--", z=5.5, gid="snapshot-critical")
         mark = ((ex + x) / 2, (ey + y) / 2)
     u, w = _uv(*mark)
     ax.scatter([u], [w], marker="X", s=90, color=COLOURS["negative"], edgecolor="black",
@@ -278,7 +279,8 @@ def no_map_note(ax: Axes, rec: PairRecord, fontsize: float = 9.0) -> None:
         return
     ax.text(0.02, 0.98, f"no map in this source ({rec.provenance.source}):\nroad not drawn",
             transform=ax.transAxes, ha="left", va="top", fontsize=fontsize, color="#444444",
-            zorder=8, bbox={"boxstyle": "round", "fc": "white", "ec": "#999999", "alpha": 0.9})
+            zorder=8, bbox={"boxstyle": "round", "fc": "white", "ec": "#999999", "alpha": 0.9},
+            gid="no-map")
 
 
 def png_bytes(fig: Figure, dpi: int) -> bytes:

@@ -59,7 +59,12 @@ def draw_cell(ax: Axes, rec: PairRecord, aspect: float, fontsize: float = 10.0,
 
 
 def grid_png(recs: list[PairRecord], cols: int = 4, dpi: int = 100) -> bytes:
-    """Many pairs on one page: a legend across the top, then ``cols`` square cells a row."""
+    """:func:`grid_figure` as a PNG."""
+    return png_bytes(grid_figure(recs, cols), dpi)
+
+
+def grid_figure(recs: list[PairRecord], cols: int = 4) -> Figure:
+    """Many pairs on one page: a legend across the top, then ``cols`` cells a row."""
     cols = max(1, min(cols, len(recs) or 1))
     rows = max(1, math.ceil(len(recs) / cols))
     entries = legend_entries(recs) if recs else []
@@ -79,7 +84,7 @@ def grid_png(recs: list[PairRecord], cols: int = 4, dpi: int = 100) -> bytes:
         handles, labels = zip(*entries, strict=True)
         fig.legend(handles, labels, loc="upper center", ncol=ncol, fontsize=10,
                    bbox_to_anchor=(0.5, 1 - 0.12 / height), frameon=False, columnspacing=1.4)
-    return png_bytes(fig, dpi)
+    return fig
 
 
 def thumb_png(rec: PairRecord, dpi: int = 90) -> bytes:

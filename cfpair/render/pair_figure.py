@@ -78,7 +78,8 @@ def draw_speed(ax: Axes, rec: PairRecord, fontsize: float = 9.0) -> None:
         t, v = np.asarray(tr.t), np.asarray(tr.v)
         z = {"expert": 2.0, "negative": 2.2, "positive": 2.4}[role]
         ax.plot(t, v, color=COLOURS[role], lw=ROLE_WIDTHS[role] * 0.8, zorder=z,
-                alpha=0.35 if role == "expert" else 1.0, solid_capstyle="round")
+                alpha=0.35 if role == "expert" else 1.0, solid_capstyle="round",
+                gid=f"speed-{role}")
         i = second_ticks(tr)
         ax.scatter(t[i], v[i], marker=TICK_MARKERS[role], s=24, color=COLOURS[role],
                    edgecolor="white", lw=0.6, zorder=z + 0.05)
@@ -159,7 +160,7 @@ def label_critical(ax: Axes, rec: PairRecord, fontsize: float = 9.0) -> None:
     width = max(len(line) for line in text.split("\n")) * 0.64 * fontsize + 6
     dx, dy, ha, va = _free_spot(ax, rec, (-y, x), (width, 2.5 * fontsize + 6))
     ax.annotate(text, (-y, x), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
-                fontsize=fontsize, fontweight="bold", zorder=9,
+                fontsize=fontsize, fontweight="bold", zorder=9, gid="critical-label",
                 bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": COLOURS["critical"],
                       "alpha": 0.9},
                 arrowprops={"arrowstyle": "-", "color": "black", "lw": 0.8})
@@ -203,8 +204,10 @@ def review_figure(rec: PairRecord) -> Figure:
     ax.set_xlabel("right of ego [m]", fontsize=9)
     ax.set_ylabel("ahead of ego [m]", fontsize=9)
     head, detail = title_lines(rec)
-    fig.text(0.12 / width, 1 - 0.12 / HEIGHT, head, fontsize=15, fontweight="bold", va="top")
-    fig.text(0.12 / width, 1 - 0.52 / HEIGHT, detail, fontsize=11, va="top", color="#333333")
+    fig.text(0.12 / width, 1 - 0.12 / HEIGHT, head, fontsize=15, fontweight="bold", va="top",
+             gid="title")
+    fig.text(0.12 / width, 1 - 0.52 / HEIGHT, detail, fontsize=11, va="top", color="#333333",
+             gid="subtitle")
     top = HEIGHT - TITLE_BAND
     sp = fig.add_axes((x_right / width, (top - SPEED_HEIGHT) / HEIGHT,
                        (RIGHT_WIDTH - 0.2) / width, SPEED_HEIGHT / HEIGHT))
@@ -217,7 +220,7 @@ def review_figure(rec: PairRecord) -> Figure:
                handlelength=2.2, columnspacing=1.0, borderaxespad=0.0)
     text_top = legend_top - LEGEND_ROW * math.ceil(len(entries) / 2) - 0.2
     fig.text((x_right - 0.5) / width, text_top / HEIGHT, detail_text(rec), fontsize=8.2,
-             family="monospace", va="top", color="#222222", linespacing=1.3)
+             family="monospace", va="top", color="#222222", linespacing=1.3, gid="details")
     return fig
 
 
