@@ -15,6 +15,7 @@ import textwrap
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Polygon as MplPolygon
 from matplotlib.ticker import MaxNLocator
 
 from cfpair.labels.models import PairRecord
@@ -125,6 +126,10 @@ def _free_spot(ax: Axes, rec: PairRecord, anchor: tuple[float, float], size_pt: 
     for role in ("expert", "negative", "positive"):
         tr = getattr(rec, role)
         pts.append(np.stack([-np.asarray(tr.y), np.asarray(tr.x)], -1))
+    for patch in ax.patches:   # boxes (not the map underneath): corners, edge middles, centre
+        if patch.get_zorder() >= 1 and isinstance(patch, MplPolygon):
+            c = patch.get_xy()
+            pts += [c, (c + np.roll(c, 1, 0)) / 2, c.mean(0, keepdims=True)]
     xy = np.concatenate(pts)
     px = (xy[:, 0] - u0) / (u1 - u0) * aw
     py = (xy[:, 1] - w0) / (w1 - w0) * ah
