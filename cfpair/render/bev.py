@@ -75,7 +75,7 @@ def draw_map(ax: Axes, rec: PairRecord) -> None:
     for line, route in zip(mp.centerlines, mp.on_route, strict=False):
         u, w = _uv(*_flat(line).T)
         ax.plot(u, w, color=COLOURS["route"] if route else COLOURS["lane"],
-                lw=1.6 if route else 0.6, ls="--", zorder=0.6)
+                lw=1.4 if route else 0.6, ls="--", zorder=0.6)
 
 
 def draw_agents(ax: Axes, rec: PairRecord, critical: str | None, trail_s: float = 1.0,

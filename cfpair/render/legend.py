@@ -75,7 +75,7 @@ def legend_entries(recs: list[PairRecord]) -> list[tuple[Artist, str]]:
                             color=COLOURS["negative"], markeredgecolor="black"), "conflict point")]
     if any(has_map(r) for r in recs):
         entries += [(Patch(facecolor=COLOURS["drivable"]), "drivable area"),
-                    (Line2D([], [], color=COLOURS["route"], lw=1.6, ls="--"),
+                    (Line2D([], [], color=COLOURS["route"], lw=1.4, ls="--"),
                      "route (lane centreline)"),
                     (Line2D([], [], color=COLOURS["lane"], lw=0.8, ls="--"), "other lanes")]
     if not all(has_map(r) for r in recs):
