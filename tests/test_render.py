@@ -21,6 +21,7 @@ from matplotlib.text import Text
 from PIL import Image
 
 from cfpair.config import GenerateConfig
+from cfpair.errors import ShardError
 from cfpair.labels.models import PairRecord
 from cfpair.pipeline import generate
 from cfpair.render.bev import COLOURS, observation_png
@@ -264,8 +265,6 @@ def test_render_by_id_and_unknown_id(small_run: Path, tmp_path: Path) -> None:
     recs = load_records(small_run, limit=3)
     res = render(small_run, tmp_path / "r", ids=[recs[2].pair_id, recs[0].pair_id], grid=False)
     assert [p.stem for p in res.pairs] == [recs[2].pair_id, recs[0].pair_id]
-    from cfpair.errors import ShardError
-
     with pytest.raises(ShardError, match="nope"):
         render(small_run, tmp_path / "r2", ids=["nope"])
     assert not (tmp_path / "r2").exists()   # nothing created before the error
@@ -284,3 +283,24 @@ def test_cli_render(small_run: Path, tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "cfpair", "render", str(tmp_path / "none")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no shards" in bad.stderr
+
+
+def test_a_row_that_cannot_be_drawn_is_a_one_line_error(small_run: Path, tmp_path: Path) -> None:
+    from cfpair.shards import atomic_write, parquet_bytes, table_of
+
+    good = load_records(small_run, limit=1)[0]
+    agent = good.context.agents[0]
+    ragged = good.model_copy(update={
+        "pair_id": "ragged", "negative": good.negative.model_copy(update={"x": []}),
+        "context": good.context.model_copy(update={"agents": [
+            agent.model_copy(update={"valid": agent.valid[:3]})]})})
+    out = tmp_path / "hostile"
+    atomic_write(out / "data" / "train-000-of-001.parquet", parquet_bytes(table_of([ragged])))
+    for draw in (review_png, observation_png):
+        with pytest.raises(ShardError, match="pair ragged: cannot draw"):
+            draw(ragged)
+    cmd = [sys.executable, "-m", "cfpair", "render", str(out)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert "pair ragged: cannot draw: negative trajectory" in p.stderr
+    assert "agent" in p.stderr and len(p.stderr.strip().splitlines()) == 1

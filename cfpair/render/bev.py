@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon as MplPolygon
 
+from cfpair.errors import ShardError
 from cfpair.geometry.boxes import box_corners
 from cfpair.labels.models import PairRecord, Trajectory, anchor_index
 
@@ -54,6 +55,32 @@ def _box(ax: Axes, x: float, y: float, yaw: float, length: float, width: float,
         fu, fw = _uv(x + 0.5 * length * np.cos(yaw), y + 0.5 * length * np.sin(yaw))
         cu, cw = _uv(x, y)
         ax.plot([cu, fu], [cw, fw], color=edge, lw=lw, zorder=z + 0.1)
+
+
+def check_drawable(rec: PairRecord) -> None:
+    """Raise :class:`ShardError` naming the pair when its arrays cannot be drawn (a row that
+    passed the schema but not ``cfpair validate``): empty or ragged trajectories, agent or
+    history series whose length differs from the context's time axis."""
+    c = rec.context
+    n = len(c.t)
+    problems = []
+    if n == 0:
+        problems.append("the context has no time steps")
+    for role in ("expert", "negative", "positive"):
+        tr = getattr(rec, role)
+        lens = {len(getattr(tr, k)) for k in ("t", "x", "y", "yaw", "v")}
+        if len(lens) != 1 or 0 in lens:
+            problems.append(f"{role} trajectory has series of lengths {sorted(lens)}")
+    h = c.ego_history
+    if len({len(getattr(h, k)) for k in ("t", "x", "y", "yaw", "v", "valid")}) != 1:
+        problems.append("ego history series differ in length")
+    for a in c.agents:
+        if {len(getattr(a, k)) for k in ("x", "y", "yaw", "vx", "vy", "valid")} != {n}:
+            problems.append(f"agent {a.id!r} series do not match the {n} context steps")
+            break
+    if problems:
+        raise ShardError(f"pair {rec.pair_id}: cannot draw: {'; '.join(problems)} "
+                         "(run cfpair validate)")
 
 
 def has_map(rec: PairRecord) -> bool:
@@ -254,6 +281,7 @@ def content_aspect(rec: PairRecord, lo: float = 0.75, hi: float = 1.9, pad: floa
 def draw_scene(ax: Axes, rec: PairRecord, aspect: float | None = None) -> None:
     """The full bird's-eye drawing of one pair on ``ax`` cropped to its content (no legend, no
     text): ``aspect`` is the height / width of ``ax`` (default: measured from ``ax``)."""
+    check_drawable(rec)
     crit = rec.negative.facts.critical_agent_id
     if has_map(rec):
         draw_map(ax, rec)
@@ -303,6 +331,7 @@ def observation_png(rec: PairRecord, pixels: int = 448) -> bytes:
     agents at t = 0 with a 1 s trail (no ids, no critical mark), the ego and its history, in a
     fixed ego-centred window. No future, no trajectories, no label: this is the image that
     exports use where a scene has no camera."""
+    check_drawable(rec)
     fig = Figure(figsize=(pixels / 100, pixels / 100), dpi=100)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_facecolor("white")

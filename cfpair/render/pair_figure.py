@@ -23,6 +23,7 @@ from cfpair.render.bev import (
     COLOURS,
     ROLE_WIDTHS,
     TICK_MARKERS,
+    check_drawable,
     content_aspect,
     content_points,
     critical_at,
@@ -193,6 +194,7 @@ def detail_text(rec: PairRecord, width: int = 80) -> str:
 
 def review_figure(rec: PairRecord) -> Figure:
     """The review picture of ``rec`` as a matplotlib Figure (see the module docstring)."""
+    check_drawable(rec)
     aspect = content_aspect(rec)
     bev_w = BEV_HEIGHT / aspect
     x_right = LEFT_MARGIN + bev_w + GAP
