@@ -33,7 +33,7 @@ tbody tr:nth-child(even){background:#fafafa}tbody tr:hover{background:#eef4fb}
 .filters{display:flex;gap:12px;flex-wrap:wrap;margin:8px 0;align-items:center}
 .filters input{width:280px;padding:4px}#box{display:none;position:fixed;inset:0;
 background:rgba(0,0,0,.8);z-index:9;overflow:auto;text-align:center;cursor:zoom-out}
-#box img{max-width:98vw;margin-top:1vh;background:white}#box a{color:#fff}"""
+#box img{max-width:98vw;margin-top:1vh;background:white}#box a,#box p{color:#fff}"""
 
 _SCRIPT = """
 const $ = (s) => document.querySelector(s), $$ = (s) => [...document.querySelectorAll(s)];
