@@ -1,140 +1,190 @@
-"""Grid overviews, summary plots and the self-contained HTML report of an output folder.
+"""The self-contained HTML report of an output folder: counts, the summary plots, clickable
+thumbnails of the pictured pairs (click: the full review picture) and a table of every pair
+that sorts by any column and filters by text, split, source, risk and hazard.
 
-The report is one HTML file with every image inlined as a base64 PNG, so it opens from disk
-in any browser with no server and no network.
+Every image is inlined as a base64 PNG and the script is a few lines inline, so the file opens
+from disk in any browser with no server and no network; links to the per-pair PNG files are
+relative to the report.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import math
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-from matplotlib.figure import Figure
+from cfpair.labels.models import PairRecord
+from cfpair.render.grid import cell_title, legend_png, thumb_png
+from cfpair.render.pair_figure import review_png, scenario_kind
+from cfpair.render.summary import risk_of, risk_order, summary_png
 
-from cfpair.labels.models import HazardType, PairRecord, RiskLevel
-from cfpair.render.bev import COLOURS, draw_review, png_bytes, review_png
+esc = html.escape
 
+_STYLE = """body{font-family:system-ui,sans-serif;margin:24px auto;color:#222;max-width:1500px;
+padding:0 16px}table{border-collapse:collapse;font-size:13px;width:100%}
+td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
+th{background:#f3f3f3;cursor:pointer;user-select:none;position:sticky;top:0}
+th[data-dir=asc]::after{content:" \\25B2"}th[data-dir=desc]::after{content:" \\25BC"}
+tbody tr:nth-child(even){background:#fafafa}tbody tr:hover{background:#eef4fb}
+.pairs{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:18px}
+.pair{border:1px solid #ddd;padding:8px;border-radius:4px}.pair img{width:100%;cursor:zoom-in}
+.pair:target{outline:3px solid #ff7f0e}.small{font-size:13px;color:#444;margin:4px 0}
+.filters{display:flex;gap:12px;flex-wrap:wrap;margin:8px 0;align-items:center}
+.filters input{width:280px;padding:4px}#box{display:none;position:fixed;inset:0;
+background:rgba(0,0,0,.8);z-index:9;overflow:auto;text-align:center;cursor:zoom-out}
+#box img{max-width:98vw;margin-top:1vh;background:white}#box a,#box p{color:#fff}"""
 
-def grid_png(recs: list[PairRecord], cols: int = 4, cell: float = 3.2, dpi: int = 90) -> bytes:
-    """Many pairs on one page, each titled with its id, risk and hazard."""
-    rows = max(1, math.ceil(len(recs) / cols))
-    fig = Figure(figsize=(cols * cell, rows * (cell + 0.35)))
-    for i, rec in enumerate(recs):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        draw_review(ax, rec, legend=False)
-        ax.set_xlabel("")
-        ax.set_ylabel("")
-        lab = rec.label
-        tag = f"{lab.risk_level} / {lab.hazard_type}" if lab else "unlabeled"
-        ax.set_title(f"{rec.pair_id}\n{tag}", fontsize=7)
-    fig.tight_layout()
-    return png_bytes(fig, dpi)
+_SCRIPT = """
+const $ = (s) => document.querySelector(s), $$ = (s) => [...document.querySelectorAll(s)];
+const tb = $('#all tbody'), q = $('#q'), sels = $$('select[data-col]'), shown = $('#shown');
+function filt() {
+  const words = q.value.toLowerCase().split(/\\s+/).filter(Boolean);
+  let n = 0;
+  for (const r of tb.rows) {
+    const t = r.textContent.toLowerCase();
+    const ok = words.every((w) => t.includes(w)) &&
+      sels.every((s) => !s.value || r.cells[+s.dataset.col].textContent === s.value);
+    r.style.display = ok ? '' : 'none';
+    n += ok;
+  }
+  shown.textContent = n;
+}
+q.oninput = filt;
+sels.forEach((s) => (s.onchange = filt));
+$$('#all th').forEach((th, i) => (th.onclick = () => {
+  const dir = th.dataset.dir === 'asc' ? 'desc' : 'asc';
+  $$('#all th').forEach((h) => delete h.dataset.dir);
+  th.dataset.dir = dir;
+  const key = (r) => {
+    const c = r.cells[i], v = c.dataset.v ?? c.textContent, f = parseFloat(v);
+    return isNaN(f) ? v : f;
+  };
+  const cmp = (x, y) => typeof x === typeof y ? (x < y ? -1 : x > y ? 1 : 0)
+    : (typeof x === 'number' ? -1 : 1);
+  [...tb.rows].sort((a, b) => (dir === 'asc' ? 1 : -1) * cmp(key(a), key(b)))
+    .forEach((r) => tb.appendChild(r));
+}));
+const box = $('#box'), big = $('#big'), file = $('#file');
+$$('.pair img').forEach((im) => (im.onclick = () => {
+  big.src = im.dataset.full;
+  file.style.display = im.dataset.file ? '' : 'none';
+  if (im.dataset.file) file.href = im.dataset.file;
+  box.style.display = 'block';
+}));
+box.onclick = (e) => { if (e.target !== file) box.style.display = 'none'; };
+document.onkeydown = (e) => { if (e.key === 'Escape') box.style.display = 'none'; };
+"""
 
-
-def _bar(ax: object, counts: Counter[str], order: list[str], title: str, colour: str) -> None:
-    keys = [k for k in order if counts.get(k) or k in order]
-    ax.barh(keys, [counts.get(k, 0) for k in keys], color=colour)  # type: ignore[attr-defined]
-    ax.set_title(title, fontsize=9)  # type: ignore[attr-defined]
-    ax.tick_params(labelsize=7)  # type: ignore[attr-defined]
-
-
-def summary_png(recs: list[PairRecord], dpi: int = 90) -> bytes:
-    """Four panels: risk levels, hazard types, min-TTC histograms (negative vs positive) and
-    PDMS of negatives vs positives."""
-    fig = Figure(figsize=(11, 7.5))
-    axs = fig.subplots(2, 2)
-    labels = [r.label for r in recs if r.label is not None]
-    _bar(axs[0, 0], Counter(str(lab.risk_level) for lab in labels),
-         [str(v) for v in RiskLevel], f"risk level ({len(labels)} labels)", "#c44e52")
-    _bar(axs[0, 1], Counter(str(lab.hazard_type) for lab in labels),
-         [str(v) for v in HazardType], "hazard type", "#8172b2")
-    ax = axs[1, 0]
-    bins = np.linspace(0.0, 3.0, 16)
-    for role in ("negative", "positive"):
-        ttc = [getattr(r, role).facts.min_ttc_s for r in recs]
-        vals = [min(v, 3.0) for v in ttc if v is not None]
-        none = sum(v is None for v in ttc)
-        ax.hist(vals, bins=bins, alpha=0.6, color=COLOURS[role],
-                label=f"{role} ({none} with no TTC within 3 s)")
-    ax.axvline(1.0, color="black", lw=0.8, ls=":")
-    ax.set_title("minimum time to collision [s] (NAVSIM threshold 1 s dotted)", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.tick_params(labelsize=7)
-    ax = axs[1, 1]
-    neg = np.asarray([r.negative.facts.pdms for r in recs])
-    pos = np.asarray([r.positive.facts.pdms for r in recs])
-    jitter = np.random.default_rng(0).uniform(-0.01, 0.01, (2, len(recs)))
-    ax.scatter(neg + jitter[0], pos + jitter[1], s=12, color="#4c72b0", alpha=0.7)
-    ax.plot([0, 1], [0, 1], color="black", lw=0.8, ls=":")
-    ax.set_xlim(-0.05, 1.05)
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("negative PDMS", fontsize=8)
-    ax.set_ylabel("positive PDMS", fontsize=8)
-    ax.set_title(f"PDMS per pair: negative mean {neg.mean():.2f}, positive mean "
-                 f"{pos.mean():.2f}" if len(recs) else "PDMS per pair", fontsize=9)
-    ax.tick_params(labelsize=7)
-    fig.tight_layout()
-    return png_bytes(fig, dpi)
-
-
-def _img(data: bytes, alt: str, width: str = "100%") -> str:
-    b64 = base64.b64encode(data).decode()
-    return (f'<img alt="{html.escape(alt)}" style="width:{width}" '
-            f'src="data:image/png;base64,{b64}">')
+#: the table's column headers (cells: :func:`_cells`)
+_COLUMNS = ("pair", "split", "source", "scenario type", "risk", "hazard", "critical agent",
+            "negative collides", "neg. min TTC s", "neg. PDMS", "pos. PDMS", "corrective action",
+            "label")
+#: columns with a drop-down filter
+_FILTERED = ("split", "source", "risk", "hazard")
 
 
-_STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
-table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;
-vertical-align:top}th{background:#f3f3f3}.pairs{display:grid;grid-template-columns:
-repeat(auto-fill,minmax(360px,1fr));gap:16px}.pair{border:1px solid #ddd;padding:8px}
-.small{font-size:12px;color:#555}"""
+def _b64(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f'<img alt="{esc(alt)}" src="{_b64(data)}">'
+
+
+def _cells(r: PairRecord) -> list[tuple[str, str | None]]:
+    """(text, sort value) of each column for one record."""
+    lab = r.label
+    n, p = r.negative.facts, r.positive.facts
+    ca = lab.critical_agent if lab else None
+    return [(r.pair_id, None), (r.split, None), (r.provenance.source, None),
+            (scenario_kind(r), None), (risk_of(r), None),
+            (str(lab.hazard_type) if lab else "-", None),
+            (f"{ca.cls} {ca.id}" if ca else "-", None), ("yes" if n.collides else "no", None),
+            ("-" if n.min_ttc_s is None else f"{n.min_ttc_s:.2f}",
+             "9999" if n.min_ttc_s is None else None),
+            (f"{n.pdms:.2f}", None), (f"{p.pdms:.2f}", None),
+            (f"{r.meta_action.longitudinal} + {r.meta_action.lateral}", None),
+            (r.label_status, None)]
+
+
+def table_html(recs: list[PairRecord], pictured: set[str]) -> str:
+    """The table of every pair with its filters; a pictured pair's id links to its card."""
+    risk_col = _COLUMNS.index("risk")
+    filters = ['<div class="filters"><label>filter <input id="q" placeholder="any words, e.g. '
+               'pedestrian decelerate"></label>']
+    values: dict[int, list[str]] = {}
+    for col in _FILTERED:
+        i = _COLUMNS.index(col)
+        seen = sorted({_cells(r)[i][0] for r in recs})
+        values[i] = risk_order(seen) if i == risk_col else seen
+        opts = "".join(f"<option>{esc(v)}</option>" for v in values[i])
+        filters.append(f'<label>{col} <select data-col="{i}"><option value="">all</option>'
+                       f"{opts}</select></label>")
+    filters.append(f'<span><b id="shown">{len(recs)}</b> of {len(recs)} shown; click a '
+                   "header to sort</span></div>")
+    rows = []
+    for r in recs:
+        tds = []
+        for j, (text, key) in enumerate(_cells(r)):
+            body = esc(text)
+            if j == 0 and r.pair_id in pictured:
+                body = f'<a href="#p-{esc(r.pair_id)}">{body}</a>'
+            attr = f' data-v="{esc(key)}"' if key is not None else ""
+            tds.append(f"<td{attr}>{body}</td>")
+        rows.append("<tr>" + "".join(tds) + "</tr>")
+    head = "".join(f"<th>{esc(c)}</th>" for c in _COLUMNS)
+    return ("".join(filters) + f'<table id="all"><thead><tr>{head}</tr></thead><tbody>'
+            + "".join(rows) + "</tbody></table>")
+
+
+def card_html(r: PairRecord, full: bytes, file: str | None) -> str:
+    """One pictured pair: its thumbnail (click: the full picture), title and reasoning."""
+    head, detail = cell_title(r)
+    n, p = r.negative.facts, r.positive.facts
+    text = esc(r.label.counterfactual_reasoning) if r.label else "unlabeled"
+    link = f' data-file="{esc(file)}"' if file else ""
+    opened = f' · <a href="{esc(file)}">PNG file</a>' if file else ""
+    return (f'<div class="pair" id="p-{esc(r.pair_id)}"><img alt="{esc(r.pair_id)}" '
+            f'src="{_b64(thumb_png(r))}" data-full="{_b64(full)}"{link}>'
+            f"<p><b>{esc(head)}</b><br>{esc(detail)}</p><p class=small>PDMS negative "
+            f"{n.pdms:.2f} → positive {p.pdms:.2f} · pair {esc(r.pair_id)}{opened}</p>"
+            f"<p class=small>{text}</p></div>")
 
 
 def html_report(recs: list[PairRecord], title: str, total: int, pictured: int = 24,
-                images: dict[str, bytes] | None = None) -> str:
-    """The report: counts, the summary plots, a table of every pair and review images of the
-    first ``pictured`` pairs (taken from ``images`` by pair id where given, else drawn);
-    ``total`` is the number of rows in the folder."""
-    images = images or {}
-    risk = Counter(str(r.label.risk_level) if r.label else "unlabeled" for r in recs)
+                images: dict[str, bytes] | None = None,
+                files: dict[str, str] | None = None) -> str:
+    """The report: counts, the summary plots, cards of the first ``pictured`` pairs (review
+    pictures taken from ``images`` by pair id where given, else drawn; ``files`` maps a pair
+    id to its PNG's path relative to the report) and the table of every pair; ``total`` is
+    the number of rows in the folder."""
+    images, files = images or {}, files or {}
+    risk = Counter(risk_of(r) for r in recs)
     status = Counter(r.label_status for r in recs)
     sources = Counter(r.provenance.source for r in recs)
-    esc = html.escape
     head = (f"<h1>{esc(title)}</h1><p>{len(recs)} of {total} pairs summarised; sources "
             f"{esc(', '.join(f'{k}: {v}' for k, v in sources.items()))}; label status "
             f"{esc(', '.join(f'{k}: {v}' for k, v in status.items()))}; risk "
-            f"{esc(', '.join(f'{k}: {v}' for k, v in sorted(risk.items())))}.</p>")
-    rows = []
-    for r in recs:
-        lab = r.label
-        n, p = r.negative.facts, r.positive.facts
-        rows.append("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in (
-            r.pair_id, r.split, lab.risk_level if lab else "-", lab.hazard_type if lab else "-",
-            lab.critical_agent.id if lab and lab.critical_agent else "-",
-            "-" if n.min_ttc_s is None else f"{n.min_ttc_s:.2f}", f"{n.pdms:.2f}",
-            f"{p.pdms:.2f}", f"{r.meta_action.longitudinal} + {r.meta_action.lateral}")) +
-            "</tr>")
-    table = ("<table><tr><th>pair</th><th>split</th><th>risk</th><th>hazard</th>"
-             "<th>critical</th><th>neg. min TTC s</th><th>neg. PDMS</th><th>pos. PDMS</th>"
-             "<th>corrective action</th></tr>" + "".join(rows) + "</table>")
-    pairs = []
-    for r in recs[:pictured]:
-        text = esc(r.label.counterfactual_reasoning) if r.label else "unlabeled"
-        png = images.get(r.pair_id) or review_png(r, dpi=80)
-        pairs.append(f'<div class="pair">{_img(png, r.pair_id)}<p class="small">{text}</p></div>')
-    body = (head + "<h2>Summary</h2>" + _img(summary_png(recs), "summary plots") +
-            f"<h2>Pairs ({min(pictured, len(recs))} pictured)</h2><div class=pairs>"
-            + "".join(pairs) + "</div><h2>All pairs</h2>" + table)
+            f"{esc(', '.join(f'{k}: {risk[k]}' for k in risk_order(list(risk))))}.</p>")
+    shown = recs[:pictured]
+    cards = [card_html(r, images.get(r.pair_id) or review_png(r, dpi=90), files.get(r.pair_id))
+             for r in shown]
+    body = (head + "<h2>Summary</h2>" + _img(summary_png(recs), "summary plots")
+            + f"<h2>Pairs ({len(shown)} pictured; click a picture to enlarge it)</h2>"
+            + (_img(legend_png(shown), "legend") if shown else "")
+            + '<div class="pairs">' + "".join(cards) + "</div><h2>All pairs</h2>"
+            + table_html(recs, {r.pair_id for r in shown})
+            + '<div id="box"><img id="big" alt="full picture"><p><a id="file">open the '
+            "PNG file</a> · click anywhere or press Esc to close</p></div>")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>{body}</body></html>")
+            f"<style>{_STYLE}</style></head><body>{body}<script>{_SCRIPT}</script>"
+            "</body></html>")
 
 
 def write_report(recs: list[PairRecord], path: Path, title: str, total: int,
-                 pictured: int = 24, images: dict[str, bytes] | None = None) -> Path:
+                 pictured: int = 24, images: dict[str, bytes] | None = None,
+                 files: dict[str, str] | None = None) -> Path:
     """Write :func:`html_report` to ``path``."""
-    path.write_text(html_report(recs, title, total, pictured, images), encoding="utf-8")
+    path.write_text(html_report(recs, title, total, pictured, images, files), encoding="utf-8")
     return path
