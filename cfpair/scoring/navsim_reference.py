@@ -40,6 +40,15 @@ def wrap_atan2(angle: F64) -> F64:
     return np.arctan2(np.sin(angle), np.cos(angle))
 
 
+def wrap_fast(angle: F64) -> F64:
+    """``wrap_atan2`` without transcendentals: ``a - 2pi * rint(a / 2pi)``, in [-pi, pi].
+
+    Equal to NAVSIM's ``atan2(sin a, cos a)`` to ~1e-16 rad (both round differently); the two
+    can only pick different ends of the range for inputs within ~1e-16 of an odd multiple of pi.
+    """
+    return angle - (2 * np.pi) * np.rint(angle * (1 / (2 * np.pi)))
+
+
 @lru_cache(maxsize=64)
 def _interpolation_tables(
     n_poses: int, pose_dt: float, n_steps: int, dt: float

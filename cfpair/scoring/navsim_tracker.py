@@ -34,7 +34,11 @@ from cfpair.scoring.navsim_profiles import (
     curvature_profile_t,
     velocity_profile_t,
 )
-from cfpair.scoring.navsim_reference import principal_value, reference_from_poses, wrap_atan2
+from cfpair.scoring.navsim_reference import (
+    reference_from_poses,
+    wrap_atan2,
+    wrap_fast,
+)
 from cfpair.types import F64
 
 __all__ = ["STATE_FIELDS", "reference_from_poses", "simulate", "simulate_poses"]
@@ -115,86 +119,112 @@ def simulate(reference: F64, init_state: F64, dt: float = 0.1) -> F64:
     return out
 
 
-def _run(ref: F64, init: F64, dt: float, out: F64) -> None:
-    """The 40-step tracker/bicycle loop of §4, writing states 1..T-1 into ``out``."""
+def _step_tables(ref: F64, dt: float) -> dict[str, F64]:
+    """Everything the loop reads that does not depend on the simulated state, per step (M, ...)."""
     n_prop, n_steps = ref.shape[0], ref.shape[1] - 1
     n = TRACKING_HORIZON
     speeds = velocity_profile_t(along_heading_displacements(ref), dt)  # (M, K), M = n_steps
     dpsi = np.ascontiguousarray(wrap_atan2(np.diff(ref[:, :, 2], axis=1)).T)
     kappa = curvature_profile_t(dpsi, speeds, dt)  # (M, K)
     last = n_steps - 1
-    # per-step reference (§2.3): v at the look-ahead index; curvature moments (see
-    # _horizon_coefficients) of the sequence kappa[min(i + k, last)], k = 0..n-1, summed in order
-    v_ref = speeds[np.minimum(np.arange(n_steps) + n, last)]  # (M, K)
+    steps = np.arange(n_steps)
+    # §2.3: speed at the look-ahead index, and five moments of the curvature sequence
+    # kappa[min(i + k, last)], k = 0..n-1 (see _horizon_coefficients), summed in a fixed order
     sums, weights = _horizon_coefficients(n)
     s1, s2, p00, p01, p11, q0, q1, q2 = sums
-    moments = np.zeros((5, n_steps, n_prop))
-    for k in range(n):
-        window = kappa[np.minimum(np.arange(n_steps) + k, last)]  # (M, K)
-        moments += weights[k][:, None, None] * window
-    x_ref = np.ascontiguousarray(ref[:, :n_steps, 0].T)
-    y_ref = np.ascontiguousarray(ref[:, :n_steps, 1].T)
-    h_ref = np.ascontiguousarray(ref[:, :n_steps, 2].T)
-    sin_ref, cos_ref = np.sin(h_ref), np.cos(h_ref)
+    c2 = dt * dt / WHEEL_BASE
+    c3 = dt * dt * dt / WHEEL_BASE
+    # quad[i, t, o]: coefficient of term t in (v^2, v d, d^2) for output o in (Phi_02, Gamma_0,
+    # gamma_0); lin[i, t, o]: of t in (v, d) for o in (Gamma_1, gamma_1); d = dt * a_cmd
+    quad = np.empty((n_steps, 3, 3, n_prop))
+    quad[:, :, 0] = (c2 * np.array([p00, p01, p11]))[None, :, None]
+    quad[:, :, 1] = (c3 * np.array([q0, q1, q2]))[None, :, None]
+    lin = np.empty((n_steps, 2, 2, n_prop))
+    lin[:, :, 0] = (c2 * np.array([s1, s2]))[None, :, None]
+    # the curvature parts: -dt^2 (m2, m3, m4) and -dt (m0, m1), m_r = sum_k weight[k, r] kappa
+    padded = np.concatenate([kappa, np.broadcast_to(kappa[last], (n - 1, n_prop))])
+    scratch = np.empty((n_steps, n_prop))
+    for r, (target, scale) in enumerate([(lin[:, 0, 1], -dt), (lin[:, 1, 1], -dt),
+                                         (quad[:, 0, 2], -dt * dt), (quad[:, 1, 2], -dt * dt),
+                                         (quad[:, 2, 2], -dt * dt)]):
+        target[...] = 0.0
+        for k in range(n):
+            if weights[k, r] != 0.0:
+                np.multiply(scale * weights[k, r], padded[k:k + n_steps], out=scratch)
+                target += scratch
+    h_ref = ref[:, :n_steps, 2].T
+    return {
+        "xy": np.ascontiguousarray(ref[:, :n_steps, :2].transpose(1, 2, 0)),  # (M, 2, K)
+        "h": np.ascontiguousarray(h_ref),
+        "sin": np.sin(h_ref),
+        "cos": np.cos(h_ref),
+        "v": np.ascontiguousarray(speeds[np.minimum(steps + n, last)]),
+        "quad": quad,
+        "lin": lin,
+    }
+
+
+def _run(ref: F64, init: F64, dt: float, out: F64) -> None:
+    """The 40-step tracker/bicycle loop of §4, writing states 1..T-1 into ``out``."""
+    n_prop, n_steps = ref.shape[0], ref.shape[1] - 1
+    n = TRACKING_HORIZON
+    tab = _step_tables(ref, dt)
+    xy_ref, h_ref, sin_ref, cos_ref = tab["xy"], tab["h"], tab["sin"], tab["cos"]
+    v_ref, quad, lin = tab["v"], tab["quad"], tab["lin"]
+    v_ref_low = v_ref <= STOPPING_VELOCITY
 
     big_t = n * dt  # the longitudinal one-step LQR (§2.6), NAVSIM's operation order
     lon_gain = (-1.0 / (big_t * Q_LONGITUDINAL * big_t + R_LONGITUDINAL)) * big_t * Q_LONGITUDINAL
     ql0, ql1 = Q_LATERAL[0], Q_LATERAL[1]
-    c1 = dt / WHEEL_BASE
-    c2 = dt * dt / WHEEL_BASE
-    c3 = dt * dt * dt / WHEEL_BASE
+    sum_v0, sum_v1 = dt * n, dt * _horizon_coefficients(n)[0][0]  # sum of v_k dt = a v + b d
     accel_lag = dt / (dt + ACCEL_TIME_CONSTANT)
     steer_lag = dt / (dt + STEERING_TIME_CONSTANT)
 
-    x, y, h = init[:, X].copy(), init[:, Y].copy(), init[:, HEADING].copy()
-    v, a, delta, omega = init[:, VX].copy(), init[:, AX].copy(), init[:, STEERING].copy(), \
-        init[:, YAW_RATE].copy()
-    buf = np.empty((11, n_steps, n_prop), dtype=np.float64)
-    buf[VY] = 0.0
-    buf[AY] = 0.0
+    # state rows (field, step, K); the loop reads step i and writes step i + 1 in place
+    buf = np.empty((11, n_steps + 1, n_prop), dtype=np.float64)
+    buf[:, 0] = init.T
+    buf[VY, 1:] = 0.0
+    buf[AY, 1:] = 0.0
+    cs = np.empty((2, n_prop))
+    tan_delta = np.tan(init[:, STEERING])  # then carried over from the yaw-rate update
     for i in range(n_steps):
+        now, nxt = buf[:, i], buf[:, i + 1]
+        xy, h, v, a, delta = now[X:Y + 1], now[HEADING], now[VX], now[AX], now[STEERING]
         # §2.4 error state against the time-aligned reference pose
-        dx = x - x_ref[i]
-        dy = y - y_ref[i]
-        e_lat = dy * cos_ref[i] - dx * sin_ref[i]
-        e_head = wrap_atan2(h - h_ref[i])
+        d_xy = xy - xy_ref[i]
+        e_lat = d_xy[1] * cos_ref[i] - d_xy[0] * sin_ref[i]
+        e_head = wrap_fast(h - h_ref[i])
         # §2.5/§2.6 longitudinal command
-        v_err = v - v_ref[i]
-        stop = (v_ref[i] <= STOPPING_VELOCITY) & (v <= STOPPING_VELOCITY)
-        a_cmd = np.where(stop, -STOPPING_GAIN * v_err, lon_gain * v_err)
-        # §2.7 lateral LQR, lift in closed form (see _horizon_coefficients)
+        stop = v_ref_low[i] & (v <= STOPPING_VELOCITY)
+        a_cmd = (v - v_ref[i]) * np.where(stop, -STOPPING_GAIN, lon_gain)
+        # §2.7 lateral LQR with the 10-step lift in closed form (see _horizon_coefficients)
         d = dt * a_cmd
         vd = v * d
-        vv = v * v
-        dd = d * d
-        sum_v = n * v + s1 * d
-        phi_02 = c2 * (p00 * vv + p01 * vd + p11 * dd)
-        g0 = c3 * (q0 * vv + q1 * vd + q2 * dd)
-        g1 = c2 * (s1 * v + s2 * d)
-        m = moments[:, i]
-        gam1 = -dt * (m[0] * v + m[1] * d)
-        gam0 = -(dt * dt) * (m[2] * vv + m[3] * vd + m[4] * dd)
-        err0 = e_lat + dt * sum_v * e_head + phi_02 * delta + gam0
-        err1 = wrap_atan2(e_head + c1 * sum_v * delta + gam1)
-        # Gamma = (g0, g1, n*dt); its steering part meets Q's zero weight and drops out
-        u = -(ql0 * g0 * err0 + ql1 * g1 * err1) / (ql0 * g0 * g0 + ql1 * g1 * g1 + R_LATERAL)
-        rate_cmd = np.where(stop, 0.0, u)
+        phi02, g0, gam0 = quad[i, 0] * (v * v) + quad[i, 1] * vd + quad[i, 2] * (d * d)
+        g1, gam1 = lin[i, 0] * v + lin[i, 1] * d
+        sum_alpha = sum_v0 * v + sum_v1 * d
+        err0 = e_lat + sum_alpha * e_head + phi02 * delta + gam0
+        err1 = wrap_fast(e_head + sum_alpha * delta / WHEEL_BASE + gam1)
+        # Gamma = (g0, g1, n dt); its steering part meets Q's zero weight and drops out
+        u = (ql0 * g0 * err0 + ql1 * g1 * err1) / -(ql0 * g0 * g0 + ql1 * g1 * g1 + R_LATERAL)
+        u *= ~stop  # the stopping controller commands no steering rate (x 1.0 / x 0.0: exact)
         # §3 bicycle: lags, derivatives at the old pose/speed/steering, Euler step
-        a_new = accel_lag * (a_cmd - a) + a
-        ideal = dt * rate_cmd + delta
-        rate = (steer_lag * (ideal - delta) + delta - delta) / dt
-        x_new = x + v * np.cos(h) * dt
-        y_new = y + v * np.sin(h) * dt
-        h_new = principal_value(h + v * np.tan(delta) / WHEEL_BASE * dt)
-        v_new = v + a_new * dt
-        delta_new = np.clip(delta + rate * dt, -MAX_STEERING_ANGLE, MAX_STEERING_ANGLE)
-        omega_new = v_new * np.tan(delta_new) / WHEEL_BASE
-        row = buf[:, i]
-        row[X], row[Y], row[HEADING], row[VX] = x_new, y_new, h_new, v_new
-        row[AX], row[STEERING], row[STEERING_RATE] = a_new, delta_new, rate
-        row[YAW_RATE], row[YAW_ACCEL] = omega_new, (omega_new - omega) / dt
-        x, y, h, v, a, delta, omega = x_new, y_new, h_new, v_new, a_new, delta_new, omega_new
-    out[:, 1:] = buf.transpose(2, 1, 0)
+        np.add(accel_lag * (a_cmd - a), a, out=nxt[AX])
+        ideal = dt * u + delta
+        np.divide(steer_lag * (ideal - delta) + delta - delta, dt, out=nxt[STEERING_RATE])
+        np.cos(h, out=cs[0])
+        np.sin(h, out=cs[1])
+        np.add(xy, v * cs * dt, out=nxt[X:Y + 1])
+        np.subtract((h + v * tan_delta / WHEEL_BASE * dt + np.pi) % (2 * np.pi), np.pi,
+                    out=nxt[HEADING])  # nuPlan's principal_value
+        np.add(v, nxt[AX] * dt, out=nxt[VX])
+        steer = delta + nxt[STEERING_RATE] * dt
+        np.minimum(np.maximum(steer, -MAX_STEERING_ANGLE, out=steer), MAX_STEERING_ANGLE,
+                   out=nxt[STEERING])
+        np.tan(nxt[STEERING], out=tan_delta)
+        np.divide(nxt[VX] * tan_delta, WHEEL_BASE, out=nxt[YAW_RATE])
+        np.divide(nxt[YAW_RATE] - now[YAW_RATE], dt, out=nxt[YAW_ACCEL])
+    out[:, 1:] = buf[:, 1:].transpose(2, 1, 0)
 
 
 def simulate_poses(poses: F64, init_state: F64, pose_dt: float = 0.5) -> F64:
