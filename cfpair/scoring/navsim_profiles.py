@@ -71,11 +71,11 @@ def velocity_fit_factor(
     return chol, lower, upper
 
 
-def along_heading_displacements(reference: F64) -> F64:
-    """(K, T, 3) poses -> (T-1, K) displacements projected on the heading at each interval start."""
-    d = np.diff(reference[:, :, :2], axis=1)
-    h = reference[:, :-1, 2]
-    return np.ascontiguousarray((np.cos(h) * d[..., 0] + np.sin(h) * d[..., 1]).T)
+def along_heading_displacements(ref_t: F64, cos_h: F64, sin_h: F64) -> F64:
+    """(T, 3, K) poses and cos/sin of their first T-1 headings -> (T-1, K) displacements
+    projected on the heading at each interval's start (s_i of the velocity fit)."""
+    d = np.diff(ref_t[:, :2], axis=0)
+    return cos_h * d[:, 0] + sin_h * d[:, 1]
 
 
 def velocity_profile_t(along: F64, dt: float) -> F64:
@@ -101,7 +101,10 @@ def velocity_profile_t(along: F64, dt: float) -> F64:
 
 def velocity_profile(reference: F64, dt: float) -> F64:
     """(K, T, 3) reference poses -> (K, T-1) fitted speeds v_i over interval i -> i+1 (§2.2)."""
-    return np.ascontiguousarray(velocity_profile_t(along_heading_displacements(reference), dt).T)
+    ref_t = np.ascontiguousarray(np.asarray(reference, dtype=np.float64).transpose(1, 2, 0))
+    h = ref_t[:-1, 2]
+    along = along_heading_displacements(ref_t, np.cos(h), np.sin(h))
+    return np.ascontiguousarray(velocity_profile_t(along, dt).T)
 
 
 def curvature_profile(reference: F64, speeds: F64, dt: float) -> F64:

@@ -78,15 +78,49 @@ def _as_origin(origin: object, k: int) -> F64:
 
 
 def relative_to_global(poses: F64, origin: F64) -> F64:
-    """(K, P, 3) poses in the frame of ``origin`` (K, 3) -> global poses, heading in (-pi, pi]."""
-    c0 = np.cos(origin[:, 2])[:, None]
-    s0 = np.sin(origin[:, 2])[:, None]
-    x, y, h = poses[..., 0], poses[..., 1], poses[..., 2]
+    """(K, P, 3) poses in the frame of ``origin`` (K, 3) -> (P, 3, K) global poses, heading in
+    (-pi, pi] (nuPlan's ``relative_to_absolute_poses``: SE(2) product, heading by ``atan2``)."""
+    c0, s0 = np.cos(origin[:, 2]), np.sin(origin[:, 2])
+    x, y, h = poses[:, :, 0].T, poses[:, :, 1].T, poses[:, :, 2].T  # (P, K)
     ch, sh = np.cos(h), np.sin(h)
-    gx = c0 * x - s0 * y + origin[:, 0:1]
-    gy = s0 * x + c0 * y + origin[:, 1:2]
-    gh = np.arctan2(s0 * ch + c0 * sh, c0 * ch - s0 * sh)
-    return np.stack([gx, gy, gh], axis=-1)
+    out = np.empty((poses.shape[1], 3, poses.shape[0]))
+    out[:, 0] = c0 * x - s0 * y + origin[:, 0]
+    out[:, 1] = s0 * x + c0 * y + origin[:, 1]
+    out[:, 2] = np.arctan2(s0 * ch + c0 * sh, c0 * ch - s0 * sh)
+    return out
+
+
+def _check(poses: object, pose_dt: float, n_steps: int, dt: float) -> F64:
+    p = np.asarray(poses, dtype=np.float64)
+    if p.ndim != 3 or p.shape[2] != 3 or p.shape[1] < 1:
+        raise ShapeError(f"poses must have shape (K, P >= 1, 3), got {p.shape}")
+    if not (np.isfinite(pose_dt) and pose_dt > 0 and np.isfinite(dt) and dt > 0):
+        raise ShapeError(f"pose_dt and dt must be positive, got {pose_dt}, {dt}")
+    if int(n_steps) != n_steps or n_steps < 1:
+        raise ShapeError(f"n_steps must be a positive integer, got {n_steps}")
+    return p
+
+
+def reference_t(
+    poses: F64, origin: F64, pose_dt: float = 0.5, n_steps: int = 40, dt: float = 0.1
+) -> F64:
+    """:func:`reference_from_poses` in the simulator's layout: (n_steps + 1, 3, K)."""
+    p = _check(poses, pose_dt, n_steps, dt)
+    o = _as_origin(origin, p.shape[0])
+    lo, hi, numerator, denominator = _interpolation_tables(
+        p.shape[1], float(pose_dt), int(n_steps), float(dt)
+    )
+    with np.errstate(invalid="ignore"):
+        knots = np.concatenate([o.T[None], relative_to_global(p, o)])  # (P + 1, 3, K)
+        knots[:, 2] = np.unwrap(knots[:, 2], axis=0)
+        base = knots[lo]
+        ref = (knots[hi] - base) / denominator[:, None, None]
+        ref *= numerator[:, None, None]
+        ref += base
+        ref[:, 2] += np.pi
+        ref[:, 2] %= 2 * np.pi
+        ref[:, 2] -= np.pi  # principal_value
+    return ref
 
 
 def reference_from_poses(
@@ -97,23 +131,4 @@ def reference_from_poses(
 
     ``origin`` may also be (K, 3), one origin per proposal; pose i sits at ``(i + 1) * pose_dt``.
     """
-    p = np.asarray(poses, dtype=np.float64)
-    if p.ndim != 3 or p.shape[2] != 3 or p.shape[1] < 1:
-        raise ShapeError(f"poses must have shape (K, P >= 1, 3), got {p.shape}")
-    if not (np.isfinite(pose_dt) and pose_dt > 0 and np.isfinite(dt) and dt > 0):
-        raise ShapeError(f"pose_dt and dt must be positive, got {pose_dt}, {dt}")
-    if int(n_steps) != n_steps or n_steps < 1:
-        raise ShapeError(f"n_steps must be a positive integer, got {n_steps}")
-    k, n_poses = p.shape[0], p.shape[1]
-    o = _as_origin(origin, k)
-    lo, hi, numerator, denominator = _interpolation_tables(
-        n_poses, float(pose_dt), int(n_steps), float(dt)
-    )
-    with np.errstate(invalid="ignore"):
-        glob = relative_to_global(p, o)
-        knots = np.concatenate([o[:, None, :], glob], axis=1)  # (K, P + 1, 3)
-        knots[:, :, 2] = np.unwrap(knots[:, :, 2], axis=1)
-        slope = (knots[:, hi] - knots[:, lo]) / denominator[None, :, None]
-        ref = slope * numerator[None, :, None] + knots[:, lo]
-        ref[:, :, 2] = principal_value(ref[:, :, 2])
-    return ref
+    return np.ascontiguousarray(reference_t(poses, origin, pose_dt, n_steps, dt).transpose(2, 0, 1))

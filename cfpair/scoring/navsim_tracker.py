@@ -36,7 +36,7 @@ from cfpair.scoring.navsim_profiles import (
 )
 from cfpair.scoring.navsim_reference import (
     reference_from_poses,
-    wrap_atan2,
+    reference_t,
     wrap_fast,
 )
 from cfpair.types import F64
@@ -100,31 +100,37 @@ def _as_init(init_state: object, k: int) -> F64:
 
 def simulate(reference: F64, init_state: F64, dt: float = 0.1) -> F64:
     """(K, 41, 3) reference + (11,) or (K, 11) initial state -> (K, 41, 11) states, §2–§4."""
-    ref = np.array(reference, dtype=np.float64)  # a copy: non-finite rows are overwritten below
+    ref = np.asarray(reference, dtype=np.float64)
     if ref.ndim != 3 or ref.shape[2] != 3 or ref.shape[1] < 4:
         raise ShapeError(f"reference must have shape (K, T >= 4, 3), got {ref.shape}")
+    return _simulate_t(np.array(ref.transpose(1, 2, 0), order="C"), init_state, dt)  # a copy
+
+
+def _simulate_t(ref_t: F64, init_state: F64, dt: float) -> F64:
+    """:func:`simulate` on a (T, 3, K) reference (the layout the loop reads), ours to modify."""
     if not (np.isfinite(dt) and dt > 0):
         raise ShapeError(f"dt must be positive, got {dt}")
-    n_prop, n_states = ref.shape[0], ref.shape[1]
+    n_states, n_prop = ref_t.shape[0], ref_t.shape[2]
     init = _as_init(init_state, n_prop)
-    out = np.empty((n_prop, n_states, 11), dtype=np.float64)
-    out[:, 0] = init
     if n_prop == 0:
-        return out
-    bad = ~np.all(np.isfinite(ref), axis=(1, 2))
+        return np.empty((0, n_states, 11))
+    bad = ~np.all(np.isfinite(ref_t), axis=(0, 1))
     if bad.any():
-        ref[bad] = init[bad, None, :3]  # a harmless stand-in, so warnings and NaNs stay out
-    _run(ref, init, float(dt), out)
+        ref_t[:, :, bad] = init[bad, :3].T  # a harmless stand-in, so warnings and NaNs stay out
+    out = _run(ref_t, init, float(dt))
     out[bad, 1:] = np.nan
     return out
 
 
-def _step_tables(ref: F64, dt: float) -> dict[str, F64]:
+def _step_tables(ref_t: F64, dt: float) -> dict[str, F64]:
     """Everything the loop reads that does not depend on the simulated state, per step (M, ...)."""
-    n_prop, n_steps = ref.shape[0], ref.shape[1] - 1
+    n_steps, n_prop = ref_t.shape[0] - 1, ref_t.shape[2]
     n = TRACKING_HORIZON
-    speeds = velocity_profile_t(along_heading_displacements(ref), dt)  # (M, K), M = n_steps
-    dpsi = np.ascontiguousarray(wrap_atan2(np.diff(ref[:, :, 2], axis=1)).T)
+    h_ref = ref_t[:n_steps, 2]
+    sin_ref, cos_ref = np.sin(h_ref), np.cos(h_ref)
+    along = along_heading_displacements(ref_t, cos_ref, sin_ref)
+    speeds = velocity_profile_t(along, dt)  # (M, K), M = n_steps
+    dpsi = wrap_fast(np.diff(ref_t[:, 2], axis=0))
     kappa = curvature_profile_t(dpsi, speeds, dt)  # (M, K)
     last = n_steps - 1
     steps = np.arange(n_steps)
@@ -152,43 +158,42 @@ def _step_tables(ref: F64, dt: float) -> dict[str, F64]:
             if weights[k, r] != 0.0:
                 np.multiply(scale * weights[k, r], padded[k:k + n_steps], out=scratch)
                 target += scratch
-    h_ref = ref[:, :n_steps, 2].T
     return {
-        "xy": np.ascontiguousarray(ref[:, :n_steps, :2].transpose(1, 2, 0)),  # (M, 2, K)
-        "h": np.ascontiguousarray(h_ref),
-        "sin": np.sin(h_ref),
-        "cos": np.cos(h_ref),
-        "v": np.ascontiguousarray(speeds[np.minimum(steps + n, last)]),
+        "xy": ref_t[:n_steps, :2],  # (M, 2, K)
+        "h": h_ref,
+        "sin": sin_ref,
+        "cos": cos_ref,
+        "v": speeds[np.minimum(steps + n, last)],
         "quad": quad,
         "lin": lin,
     }
 
 
-def _run(ref: F64, init: F64, dt: float, out: F64) -> None:
-    """The 40-step tracker/bicycle loop of §4, writing states 1..T-1 into ``out``."""
-    n_prop, n_steps = ref.shape[0], ref.shape[1] - 1
+def _run(ref_t: F64, init: F64, dt: float) -> F64:
+    """The 40-step tracker/bicycle loop of §4 -> (K, T, 11) states."""
+    n_steps, n_prop = ref_t.shape[0] - 1, ref_t.shape[2]
     n = TRACKING_HORIZON
-    tab = _step_tables(ref, dt)
+    tab = _step_tables(ref_t, dt)
     xy_ref, h_ref, sin_ref, cos_ref = tab["xy"], tab["h"], tab["sin"], tab["cos"]
     v_ref, quad, lin = tab["v"], tab["quad"], tab["lin"]
     v_ref_low = v_ref <= STOPPING_VELOCITY
 
     big_t = n * dt  # the longitudinal one-step LQR (§2.6), NAVSIM's operation order
     lon_gain = (-1.0 / (big_t * Q_LONGITUDINAL * big_t + R_LONGITUDINAL)) * big_t * Q_LONGITUDINAL
-    ql0, ql1 = Q_LATERAL[0], Q_LATERAL[1]
+    ql1 = Q_LATERAL[1]  # Q_LATERAL[0] == 1 and Q_LATERAL[2] == 0 are folded in below
     sum_v0, sum_v1 = dt * n, dt * _horizon_coefficients(n)[0][0]  # sum of v_k dt = a v + b d
     accel_lag = dt / (dt + ACCEL_TIME_CONSTANT)
     steer_lag = dt / (dt + STEERING_TIME_CONSTANT)
 
-    # state rows (field, step, K); the loop reads step i and writes step i + 1 in place
-    buf = np.empty((11, n_steps + 1, n_prop), dtype=np.float64)
-    buf[:, 0] = init.T
-    buf[VY, 1:] = 0.0
-    buf[AY, 1:] = 0.0
+    # state rows (step, field, K); the loop reads step i and writes step i + 1 in place
+    buf = np.empty((n_steps + 1, 11, n_prop), dtype=np.float64)
+    buf[0] = init.T
+    buf[1:, VY] = 0.0
+    buf[1:, AY] = 0.0
     cs = np.empty((2, n_prop))
     tan_delta = np.tan(init[:, STEERING])  # then carried over from the yaw-rate update
     for i in range(n_steps):
-        now, nxt = buf[:, i], buf[:, i + 1]
+        now, nxt = buf[i], buf[i + 1]
         xy, h, v, a, delta = now[X:Y + 1], now[HEADING], now[VX], now[AX], now[STEERING]
         # §2.4 error state against the time-aligned reference pose
         d_xy = xy - xy_ref[i]
@@ -206,7 +211,7 @@ def _run(ref: F64, init: F64, dt: float, out: F64) -> None:
         err0 = e_lat + sum_alpha * e_head + phi02 * delta + gam0
         err1 = wrap_fast(e_head + sum_alpha * delta / WHEEL_BASE + gam1)
         # Gamma = (g0, g1, n dt); its steering part meets Q's zero weight and drops out
-        u = (ql0 * g0 * err0 + ql1 * g1 * err1) / -(ql0 * g0 * g0 + ql1 * g1 * g1 + R_LATERAL)
+        u = (g0 * err0 + ql1 * g1 * err1) / -(g0 * g0 + ql1 * g1 * g1 + R_LATERAL)
         u *= ~stop  # the stopping controller commands no steering rate (x 1.0 / x 0.0: exact)
         # §3 bicycle: lags, derivatives at the old pose/speed/steering, Euler step
         np.add(accel_lag * (a_cmd - a), a, out=nxt[AX])
@@ -224,7 +229,7 @@ def _run(ref: F64, init: F64, dt: float, out: F64) -> None:
         np.tan(nxt[STEERING], out=tan_delta)
         np.divide(nxt[VX] * tan_delta, WHEEL_BASE, out=nxt[YAW_RATE])
         np.divide(nxt[YAW_RATE] - now[YAW_RATE], dt, out=nxt[YAW_ACCEL])
-    out[:, 1:] = buf[:, 1:].transpose(2, 1, 0)
+    return np.ascontiguousarray(buf.transpose(2, 0, 1))
 
 
 def simulate_poses(poses: F64, init_state: F64, pose_dt: float = 0.5) -> F64:
@@ -232,5 +237,4 @@ def simulate_poses(poses: F64, init_state: F64, pose_dt: float = 0.5) -> F64:
     init = np.asarray(init_state, dtype=np.float64)
     if init.shape[-1:] != (11,) or init.ndim not in (1, 2):
         raise ShapeError(f"init_state must have shape (11,) or (K, 11), got {init.shape}")
-    reference = reference_from_poses(poses, init[..., :3], pose_dt=pose_dt)
-    return simulate(reference, init)
+    return _simulate_t(reference_t(poses, init[..., :3], pose_dt=pose_dt), init, 0.1)
