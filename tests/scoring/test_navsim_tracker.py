@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scoring import make_scene  # benchmarks/ (on sys.path via conftest)
+from scoring_reference import simulate_reference
 
 from cfpair.errors import ShapeError
 from cfpair.scoring.navsim_profiles import navsim_banded_matrix, velocity_profile
@@ -18,6 +24,7 @@ from cfpair.scoring.navsim_tracker import (
 )
 
 T = np.arange(1, 9) * 0.5  # NAVSIM's 8 pose times
+ROOT_DIR = Path(__file__).resolve().parents[2]
 
 
 def init_state(x=0.0, y=0.0, heading=0.0, v=0.0, vy=0.0, a=0.0, ay=0.0) -> np.ndarray:
@@ -153,6 +160,29 @@ def test_global_random_case_matches_navsim_numbers():
     for step, expected in navsim.items():
         np.testing.assert_allclose(s[step], expected, rtol=0, atol=1e-8)
     assert np.array_equal(s[0], init)
+
+
+def test_matches_the_independent_per_trajectory_peer():
+    # benchmarks/scoring_reference.py: written from the spec one trajectory at a time, with
+    # NAVSIM's dense pinv fits and 3 x 3 lifts; global coordinates up to 1e5 m
+    rng = np.random.default_rng(21)
+    for _ in range(2):
+        poses, init = make_scene(rng, 24)
+        batched = simulate_poses(poses, init)
+        peer = simulate_reference(poses, init)
+        diff = np.abs(batched - peer)
+        diff[..., 2] = angle_diff(batched[..., 2], peer[..., 2])
+        assert diff.max() < 1e-9
+
+
+def test_benchmark_runs_and_checks_agreement():
+    run = subprocess.run([sys.executable, "benchmarks/scoring.py", "--quick", "--scenes", "1",
+                          "--k", "8", "--repeats", "1"], cwd=ROOT_DIR, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "ratio batched / per-trajectory" in run.stdout
+    diff = float(run.stdout.rsplit(":", 1)[1])
+    assert diff < 1e-9
 
 
 # --- reference (§1) ---------------------------------------------------------------------------
