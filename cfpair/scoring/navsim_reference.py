@@ -10,9 +10,11 @@ the ego rear axle at t = 0, into the (K, n_steps + 1, 3) global reference the LQ
   (so between two knots the heading turns the short way and the result lies in [-pi, pi));
 - §1.6 query times clipped to the last knot: no extrapolation, a short trajectory holds its pose.
 
-Deliberate deviation (§1.3/§1.4 and §6.7): NAVSIM truncates knot and query times to integer
-microseconds after float-seconds arithmetic on an absolute timestamp, which puts them 0-1 us early;
-here they are exact multiples of ``pose_dt`` and ``dt`` (the weights differ by <= 2e-6 relative).
+Time quantisation (§1.3/§1.4 and §6.7): NAVSIM truncates knot and query times to integer
+microseconds after float-seconds arithmetic on the scene's absolute timestamp, which puts them
+0-1 us early. Given that timestamp (``timestamp_us``) the same arithmetic is done here; without
+it the times are exact multiples of ``pose_dt`` and ``dt`` (positions then differ from NAVSIM's
+by up to ~3e-5 m, measured over random timestamps; with it, by ~1e-11 m).
 Non-finite poses are not rejected here (NAVSIM would raise); they yield non-finite reference rows,
 which :func:`cfpair.scoring.navsim_tracker.simulate` flags as all-NaN proposals.
 """
@@ -49,13 +51,29 @@ def wrap_fast(angle: F64) -> F64:
     return angle - (2 * np.pi) * np.rint(angle * (1 / (2 * np.pi)))
 
 
+def _navsim_times(
+    n_poses: int, pose_dt: float, n_steps: int, dt: float, timestamp_us: int
+) -> tuple[F64, F64]:
+    """Knot and query times in integer us, as NAVSIM computes them from an absolute timestamp
+    (``_get_fixed_timesteps``, ``int(t_s * 1e6)``, ``get_trajectory_as_array``)."""
+    t0_s = timestamp_us * 1e-6  # TimePoint.time_s
+    knot_s = np.arange(0.0, n_poses * pose_dt, pose_dt)[:n_poses] + pose_dt + t0_s
+    knots = [float(timestamp_us)] + [float(int(t * 1e6)) for t in knot_s]
+    query_s = np.arange(0.0, n_steps * dt + dt, dt)[:n_steps + 1] + t0_s
+    return np.array(knots), np.array([float(int(t * 1e6)) for t in query_s])
+
+
 @lru_cache(maxsize=64)
 def _interpolation_tables(
-    n_poses: int, pose_dt: float, n_steps: int, dt: float
+    n_poses: int, pose_dt: float, n_steps: int, dt: float, timestamp_us: int | None = None
 ) -> tuple[I64, I64, F64, F64]:
     """Knot indices (lo, hi) and the scipy ``interp1d`` numerator/denominator per query time."""
-    knots_us = np.round(np.arange(n_poses + 1) * pose_dt * 1e6)
-    query_us = np.clip(np.round(np.arange(n_steps + 1) * dt * 1e6), knots_us[0], knots_us[-1])
+    if timestamp_us is None:
+        knots_us = np.round(np.arange(n_poses + 1) * pose_dt * 1e6)
+        query_us = np.round(np.arange(n_steps + 1) * dt * 1e6)
+    else:
+        knots_us, query_us = _navsim_times(n_poses, pose_dt, n_steps, dt, timestamp_us)
+    query_us = np.clip(query_us, knots_us[0], knots_us[-1])
     # searchsorted(..., "left") then clip(1, P): a query on a knot k >= 1 uses interval (k-1, k)
     hi = np.clip(np.searchsorted(knots_us, query_us, side="left"), 1, n_poses).astype(np.int64)
     lo = hi - 1
@@ -102,13 +120,17 @@ def _check(poses: object, pose_dt: float, n_steps: int, dt: float) -> F64:
 
 
 def reference_t(
-    poses: F64, origin: F64, pose_dt: float = 0.5, n_steps: int = 40, dt: float = 0.1
+    poses: F64, origin: F64, pose_dt: float = 0.5, n_steps: int = 40, dt: float = 0.1,
+    timestamp_us: int | None = None,
 ) -> F64:
     """:func:`reference_from_poses` in the simulator's layout: (n_steps + 1, 3, K)."""
     p = _check(poses, pose_dt, n_steps, dt)
     o = _as_origin(origin, p.shape[0])
+    if timestamp_us is not None and (int(timestamp_us) != timestamp_us or timestamp_us < 0):
+        raise ShapeError(f"timestamp_us must be a non-negative integer, got {timestamp_us}")
     lo, hi, numerator, denominator = _interpolation_tables(
-        p.shape[1], float(pose_dt), int(n_steps), float(dt)
+        p.shape[1], float(pose_dt), int(n_steps), float(dt),
+        None if timestamp_us is None else int(timestamp_us),
     )
     with np.errstate(invalid="ignore"):
         knots = np.concatenate([o.T[None], relative_to_global(p, o)])  # (P + 1, 3, K)
@@ -124,11 +146,15 @@ def reference_t(
 
 
 def reference_from_poses(
-    poses: F64, origin: F64, pose_dt: float = 0.5, n_steps: int = 40, dt: float = 0.1
+    poses: F64, origin: F64, pose_dt: float = 0.5, n_steps: int = 40, dt: float = 0.1,
+    timestamp_us: int | None = None,
 ) -> F64:
     """(K, P, 3) relative poses (x, y, heading) in the frame of `origin` = (x0, y0, psi0) ->
     (K, n_steps+1, 3) reference, §1.2–1.6 (clipping, unwrap, no extrapolation).
 
     ``origin`` may also be (K, 3), one origin per proposal; pose i sits at ``(i + 1) * pose_dt``.
+    ``timestamp_us``: the initial state's absolute time (NAVSIM's ``TimePoint``, integer us); when
+    given, knot and query times are truncated to whole us exactly as NAVSIM does.
     """
-    return np.ascontiguousarray(reference_t(poses, origin, pose_dt, n_steps, dt).transpose(2, 0, 1))
+    ref = reference_t(poses, origin, pose_dt, n_steps, dt, timestamp_us)
+    return np.ascontiguousarray(ref.transpose(2, 0, 1))

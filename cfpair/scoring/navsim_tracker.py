@@ -232,9 +232,16 @@ def _run(ref_t: F64, init: F64, dt: float) -> F64:
     return np.ascontiguousarray(buf.transpose(2, 0, 1))
 
 
-def simulate_poses(poses: F64, init_state: F64, pose_dt: float = 0.5) -> F64:
-    """Convenience: poses relative to init_state's (x, y, heading) -> (K, 41, 11)."""
+def simulate_poses(
+    poses: F64, init_state: F64, pose_dt: float = 0.5, timestamp_us: int | None = None
+) -> F64:
+    """Convenience: poses relative to init_state's (x, y, heading) -> (K, 41, 11).
+
+    ``timestamp_us`` (optional): the initial state's absolute time in integer us, for NAVSIM's
+    microsecond truncation of the interpolation times (see :func:`reference_from_poses`).
+    """
     init = np.asarray(init_state, dtype=np.float64)
     if init.shape[-1:] != (11,) or init.ndim not in (1, 2):
         raise ShapeError(f"init_state must have shape (11,) or (K, 11), got {init.shape}")
-    return _simulate_t(reference_t(poses, init[..., :3], pose_dt=pose_dt), init, 0.1)
+    ref_t = reference_t(poses, init[..., :3], pose_dt=pose_dt, timestamp_us=timestamp_us)
+    return _simulate_t(ref_t, init, 0.1)

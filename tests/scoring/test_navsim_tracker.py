@@ -185,6 +185,28 @@ def test_benchmark_runs_and_checks_agreement():
     assert diff < 1e-9
 
 
+def test_navsim_microsecond_truncation_with_a_timestamp():
+    # NAVSIM truncates interpolation times to whole microseconds of the absolute scene time
+    poses = np.stack([9 * T + 0.4 * T * T, 0.3 * T * T, 0.08 * T], -1)[None]
+    init = init_state(3.3e4, -2.1e4, -1.2, v=9.0, a=0.5)
+    t0 = 1_623_456_789_123_457
+    ref = reference_from_poses(poses, init[:3], timestamp_us=t0)[0]
+    navsim_ref = [[3.3002516359008368e+04, -2.1006017105811017e+04, -1.1439999999999999e+00],
+                  [3.3009772173845224e+04, -2.1020706188527558e+04, -1.0160000000000000e+00]]
+    np.testing.assert_allclose(ref[[7, 23]], navsim_ref, rtol=0, atol=1e-10)
+    s = simulate_poses(poses, init, timestamp_us=t0)[0]
+    navsim = [[3.3004779700795436e+04, -2.1011307558599827e+04, -1.1076585179834630e+00,
+               1.0020683710749477e+01],
+              [3.3020843959959122e+04, -2.1036480056284861e+04, -9.5989001988903100e-01,
+               1.1923171308480530e+01]]
+    np.testing.assert_allclose(s[[13, 40], :4], navsim, rtol=0, atol=1e-8)
+    # without the timestamp the times are exact multiples of 0.1 s: a few micrometres off
+    exact = simulate_poses(poses, init)[0]
+    assert 0 < np.max(np.abs(exact[:, :2] - s[:, :2])) < 1e-4
+    with pytest.raises(ShapeError):
+        reference_from_poses(poses, init[:3], timestamp_us=-1)
+
+
 # --- reference (§1) ---------------------------------------------------------------------------
 
 def test_reference_interpolates_knots_and_holds_a_short_trajectory():
