@@ -135,10 +135,13 @@ def reference_t(
     with np.errstate(invalid="ignore"):
         knots = np.concatenate([o.T[None], relative_to_global(p, o)])  # (P + 1, 3, K)
         knots[:, 2] = np.unwrap(knots[:, 2], axis=0)
-        base = knots[lo]
-        ref = (knots[hi] - base) / denominator[:, None, None]
-        ref *= numerator[:, None, None]
-        ref += base
+        # interp1d: slope of the query's interval times (t - t_lo), plus the value at t_lo
+        slopes = np.diff(knots, axis=0)  # (P, 3, K); interval k joins knots k and k + 1
+        ref = np.empty((len(lo), 3, p.shape[0]))
+        for j, (k, num, den) in enumerate(zip(lo.tolist(), numerator.tolist(),
+                                              denominator.tolist(), strict=True)):
+            np.multiply(slopes[k] / den, num, out=ref[j])
+            ref[j] += knots[k]
         ref[:, 2] += np.pi
         ref[:, 2] %= 2 * np.pi
         ref[:, 2] -= np.pi  # principal_value

@@ -211,12 +211,14 @@ def _run(ref_t: F64, init: F64, dt: float) -> F64:
         err0 = e_lat + sum_alpha * e_head + phi02 * delta + gam0
         err1 = wrap_fast(e_head + sum_alpha * delta / WHEEL_BASE + gam1)
         # Gamma = (g0, g1, n dt); its steering part meets Q's zero weight and drops out
-        u = (g0 * err0 + ql1 * g1 * err1) / -(g0 * g0 + ql1 * g1 * g1 + R_LATERAL)
+        w1 = ql1 * g1
+        u = (g0 * err0 + w1 * err1) / -(g0 * g0 + w1 * g1 + R_LATERAL)
         u *= ~stop  # the stopping controller commands no steering rate (x 1.0 / x 0.0: exact)
         # §3 bicycle: lags, derivatives at the old pose/speed/steering, Euler step
         np.add(accel_lag * (a_cmd - a), a, out=nxt[AX])
-        ideal = dt * u + delta
-        np.divide(steer_lag * (ideal - delta) + delta - delta, dt, out=nxt[STEERING_RATE])
+        # NAVSIM lags the ideal angle delta + dt u and reads the rate back from the difference;
+        # that is steer_lag * u up to the rounding of that difference (~1e-16 rad)
+        np.multiply(steer_lag, u, out=nxt[STEERING_RATE])
         np.cos(h, out=cs[0])
         np.sin(h, out=cs[1])
         np.add(xy, v * cs * dt, out=nxt[X:Y + 1])
