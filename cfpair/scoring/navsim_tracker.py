@@ -66,7 +66,7 @@ STEERING_TIME_CONSTANT = 0.05
 
 
 @lru_cache(maxsize=16)
-def _horizon_coefficients(n: int) -> tuple[tuple[float, ...], F64]:
+def horizon_coefficients(n: int) -> tuple[tuple[float, ...], F64]:
     """Integer sums over the horizon k = 0..n-1 and the (n, 5) curvature-moment weights.
 
     With v_k = v0 + k*d (d = dt * a_cmd): sum_k v_k = n v0 + s1 d; sum_k k v_k = s1 v0 + s2 d;
@@ -85,6 +85,31 @@ def _horizon_coefficients(n: int) -> tuple[tuple[float, ...], F64]:
     weights = np.stack([np.ones(n), k, later, tail + k * later, k * tail], axis=1)
     weights.setflags(write=False)
     return sums, weights
+
+
+def curvature_moments(kappa: F64, n: int = TRACKING_HORIZON) -> list[F64]:
+    """(M, K) curvature profile -> the five moments m_r[i] = sum_k weight[k, r] kappa[min(i+k, M-1)]
+    of :func:`horizon_coefficients`, for every step i, each an (M, K) array.
+
+    The weights are polynomials of degree <= 3 in k, so the windowed sums come from four levels
+    of running tail sums (additions only, a fixed order, independent of K):
+    e_p = sum_k C(k + p - 1, p) kappa_{i+k} for p = 0..3, and in that basis
+    m0 = e0, m1 = e1, m2 = (n-1) e0 - e1, m3 = n(n-1)/2 e0 + n e1 - 3 e2,
+    m4 = n(n-1)/2 e1 + 2 e2 - 3 e3.
+    """
+    n_steps, n_prop = kappa.shape
+    padded = np.concatenate([kappa, np.broadcast_to(kappa[-1], (n - 1, n_prop))])
+    rows = [padded[k:k + n_steps] for k in range(n)]  # kappa[min(i + k, M - 1)] over i, per k
+    e = []
+    for level in range(4):  # rows[k] <- sum_{l >= k} rows[l]; level 0 for k >= 0, then k >= 1
+        tails = rows[:]
+        for k in range(n - 2, -1 if level == 0 else 0, -1):
+            tails[k] = tails[k + 1] + rows[k]
+        e.append(tails[0] if level == 0 else tails[1])
+        rows = tails
+    e0, e1, e2, e3 = e
+    half = n * (n - 1) / 2
+    return [e0, e1, (n - 1) * e0 - e1, half * e0 + n * e1 - 3 * e2, half * e1 + 2 * e2 - 3 * e3]
 
 
 def _as_init(init_state: object, k: int) -> F64:
@@ -135,8 +160,8 @@ def _step_tables(ref_t: F64, dt: float) -> dict[str, F64]:
     last = n_steps - 1
     steps = np.arange(n_steps)
     # §2.3: speed at the look-ahead index, and five moments of the curvature sequence
-    # kappa[min(i + k, last)], k = 0..n-1 (see _horizon_coefficients), summed in a fixed order
-    sums, weights = _horizon_coefficients(n)
+    # kappa[min(i + k, last)], k = 0..n-1 (see horizon_coefficients), summed in a fixed order
+    sums, weights = horizon_coefficients(n)
     s1, s2, p00, p01, p11, q0, q1, q2 = sums
     c2 = dt * dt / WHEEL_BASE
     c3 = dt * dt * dt / WHEEL_BASE
@@ -147,17 +172,12 @@ def _step_tables(ref_t: F64, dt: float) -> dict[str, F64]:
     quad[:, :, 1] = (c3 * np.array([q0, q1, q2]))[None, :, None]
     lin = np.empty((n_steps, 2, 2, n_prop))
     lin[:, :, 0] = (c2 * np.array([s1, s2]))[None, :, None]
-    # the curvature parts: -dt^2 (m2, m3, m4) and -dt (m0, m1), m_r = sum_k weight[k, r] kappa
-    padded = np.concatenate([kappa, np.broadcast_to(kappa[last], (n - 1, n_prop))])
-    scratch = np.empty((n_steps, n_prop))
-    for r, (target, scale) in enumerate([(lin[:, 0, 1], -dt), (lin[:, 1, 1], -dt),
-                                         (quad[:, 0, 2], -dt * dt), (quad[:, 1, 2], -dt * dt),
-                                         (quad[:, 2, 2], -dt * dt)]):
-        target[...] = 0.0
-        for k in range(n):
-            if weights[k, r] != 0.0:
-                np.multiply(scale * weights[k, r], padded[k:k + n_steps], out=scratch)
-                target += scratch
+    # the curvature parts: -dt (m0, m1) and -dt^2 (m2, m3, m4)
+    m = curvature_moments(kappa, n)
+    np.multiply(-dt, m[0], out=lin[:, 0, 1])
+    np.multiply(-dt, m[1], out=lin[:, 1, 1])
+    for r in range(3):
+        np.multiply(-dt * dt, m[2 + r], out=quad[:, r, 2])
     return {
         "xy": ref_t[:n_steps, :2],  # (M, 2, K)
         "h": h_ref,
@@ -181,7 +201,7 @@ def _run(ref_t: F64, init: F64, dt: float) -> F64:
     big_t = n * dt  # the longitudinal one-step LQR (§2.6), NAVSIM's operation order
     lon_gain = (-1.0 / (big_t * Q_LONGITUDINAL * big_t + R_LONGITUDINAL)) * big_t * Q_LONGITUDINAL
     ql1 = Q_LATERAL[1]  # Q_LATERAL[0] == 1 and Q_LATERAL[2] == 0 are folded in below
-    sum_v0, sum_v1 = dt * n, dt * _horizon_coefficients(n)[0][0]  # sum of v_k dt = a v + b d
+    sum_v0, sum_v1 = dt * n, dt * horizon_coefficients(n)[0][0]  # sum of v_k dt = a v + b d
     accel_lag = dt / (dt + ACCEL_TIME_CONSTANT)
     steer_lag = dt / (dt + STEERING_TIME_CONSTANT)
 
@@ -202,7 +222,7 @@ def _run(ref_t: F64, init: F64, dt: float) -> F64:
         # §2.5/§2.6 longitudinal command
         stop = v_ref_low[i] & (v <= STOPPING_VELOCITY)
         a_cmd = (v - v_ref[i]) * np.where(stop, -STOPPING_GAIN, lon_gain)
-        # §2.7 lateral LQR with the 10-step lift in closed form (see _horizon_coefficients)
+        # §2.7 lateral LQR with the 10-step lift in closed form (see horizon_coefficients)
         d = dt * a_cmd
         vd = v * d
         phi02, g0, gam0 = quad[i, 0] * (v * v) + quad[i, 1] * vd + quad[i, 2] * (d * d)

@@ -18,6 +18,9 @@ from cfpair.scoring.navsim_profiles import navsim_banded_matrix, velocity_profil
 from cfpair.scoring.navsim_tracker import (
     MAX_STEERING_ANGLE,
     STATE_FIELDS,
+    TRACKING_HORIZON,
+    curvature_moments,
+    horizon_coefficients,
     reference_from_poses,
     simulate,
     simulate_poses,
@@ -245,6 +248,43 @@ def test_banded_matrix_quirk_is_reproduced():
     ref = np.stack([12 * t - t * t, 0 * t, 0 * t], -1)[None]
     v = velocity_profile(ref, 0.1)[0]
     assert abs(v[20] - (12 - 2 * 2.05)) < 0.05 and np.all(np.diff(v) < 0)
+
+
+def test_lateral_lift_closed_form_equals_the_3x3_products():
+    # Phi, Gamma, gamma of §2.7 multiplied out with 3 x 3 matrices vs the closed form's sums
+    n, dt, wb = TRACKING_HORIZON, 0.1, 3.089
+    sums, weights = horizon_coefficients(n)
+    s1, s2, p00, p01, p11, q0, q1, q2 = sums
+    rng = np.random.default_rng(8)
+    for v0, acc in [(0.0, 0.0), (12.0, -3.0), (3.0, 2.5), (-2.0, 1.0)]:
+        kappa = rng.normal(0, 0.05, n)
+        phi, gamma, offset = np.eye(3), np.zeros(3), np.zeros(3)
+        for k in range(n):
+            vk = v0 + k * dt * acc
+            f = np.array([[1, vk * dt, 0], [0, 1, vk * dt / wb], [0, 0, 1.0]])
+            phi, gamma = f @ phi, f @ gamma + [0, 0, dt]
+            offset = f @ offset + [0, -vk * kappa[k] * dt, 0]
+        d = dt * acc
+        m = weights.T @ kappa
+        np.testing.assert_allclose(
+            [phi[0, 1], phi[1, 2], phi[0, 2], gamma[0], gamma[1], gamma[2], offset[1], offset[0]],
+            [dt * (n * v0 + s1 * d), dt / wb * (n * v0 + s1 * d),
+             dt**2 / wb * (p00 * v0**2 + p01 * v0 * d + p11 * d**2),
+             dt**3 / wb * (q0 * v0**2 + q1 * v0 * d + q2 * d**2), dt**2 / wb * (s1 * v0 + s2 * d),
+             n * dt, -dt * (m[0] * v0 + m[1] * d),
+             -dt**2 * (m[2] * v0**2 + m[3] * v0 * d + m[4] * d**2)], rtol=1e-12, atol=1e-15)
+
+
+def test_curvature_moments_equal_the_weighted_window_sums():
+    rng = np.random.default_rng(0)
+    kappa = rng.normal(0, 0.05, (40, 7))
+    _, weights = horizon_coefficients(TRACKING_HORIZON)
+    steps = np.arange(40)
+    moments = curvature_moments(kappa)
+    for r in range(5):
+        direct = sum(weights[k, r] * kappa[np.minimum(steps + k, 39)]
+                     for k in range(TRACKING_HORIZON))
+        np.testing.assert_allclose(moments[r], direct, rtol=0, atol=1e-13 * np.abs(direct).max())
 
 
 # --- batch behaviour, dtypes, errors ----------------------------------------------------------
