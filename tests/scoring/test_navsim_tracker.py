@@ -338,6 +338,16 @@ def test_non_finite_proposal_is_flagged_alone():
     assert np.array_equal(dirty[0], clean[0])
 
 
+def test_overflowing_proposal_is_flagged_alone_and_quietly():
+    poses = random_poses(np.random.default_rng(6), 3)
+    init = init_state(v=6.0)
+    clean = simulate_poses(poses, init)
+    poses[2, :, 0] = np.linspace(1e303, 8e303, 8)  # finite, but its speeds overflow
+    with np.errstate(all="raise"):
+        dirty = simulate_poses(poses, init)
+    assert np.all(np.isnan(dirty[2, 1:])) and np.array_equal(dirty[:2], clean[:2])
+
+
 def test_empty_batch():
     assert simulate_poses(np.zeros((0, 8, 3)), init_state()).shape == (0, 41, 11)
 
