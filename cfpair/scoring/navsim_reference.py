@@ -132,7 +132,7 @@ def reference_t(
         p.shape[1], float(pose_dt), int(n_steps), float(dt),
         None if timestamp_us is None else int(timestamp_us),
     )
-    with np.errstate(all="ignore"):  # non-finite or absurd poses give non-finite rows, flagged later
+    with np.errstate(all="ignore"):  # non-finite or absurd poses: non-finite rows, flagged later
         knots = np.concatenate([o.T[None], relative_to_global(p, o)])  # (P + 1, 3, K)
         knots[:, 2] = np.unwrap(knots[:, 2], axis=0)
         # interp1d: slope of the query's interval times (t - t_lo), plus the value at t_lo
