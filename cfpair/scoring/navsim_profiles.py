@@ -130,16 +130,21 @@ def curvature_profile_t(
     diag[-1] -= coupling
     rhs = dt * speeds * dpsi
     c = -coupling
-    cp = np.empty_like(diag)
+    cp = np.empty_like(diag)  # Thomas recursion, in place on (K,) rows
     dp = np.empty_like(diag)
-    cp[0] = c / diag[0]
-    dp[0] = rhs[0] / diag[0]
+    denom = np.empty_like(diag[0])
+    scratch = np.empty_like(diag[0])
+    np.divide(c, diag[0], out=cp[0])
+    np.divide(rhs[0], diag[0], out=dp[0])
     for i in range(1, m):
-        denom = diag[i] - c * cp[i - 1]
-        cp[i] = c / denom
-        dp[i] = (rhs[i] - c * dp[i - 1]) / denom
-    kappa = np.empty_like(diag)
-    kappa[-1] = dp[-1]
+        np.multiply(c, cp[i - 1], out=denom)
+        np.subtract(diag[i], denom, out=denom)
+        np.divide(c, denom, out=cp[i])
+        np.multiply(c, dp[i - 1], out=scratch)
+        np.subtract(rhs[i], scratch, out=scratch)
+        np.divide(scratch, denom, out=dp[i])
+    kappa = dp  # back substitution in place
     for i in range(m - 2, -1, -1):
-        kappa[i] = dp[i] - cp[i] * kappa[i + 1]
+        np.multiply(cp[i], kappa[i + 1], out=scratch)
+        kappa[i] -= scratch
     return kappa

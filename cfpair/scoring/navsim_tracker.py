@@ -99,23 +99,23 @@ def curvature_moments(kappa: F64, n: int = TRACKING_HORIZON) -> list[F64]:
     """(M, K) curvature profile -> the five moments m_r[i] = sum_k weight[k, r] kappa[min(i+k, M-1)]
     of :func:`horizon_coefficients`, for every step i, each an (M, K) array.
 
-    The weights are polynomials of degree <= 3 in k, so the windowed sums come from four levels
-    of running tail sums (additions only, a fixed order, independent of K):
+    The weights are polynomials of degree <= 3 in k, so the windowed sums come from four nested
+    running tail sums (37 additions, in a fixed order, independent of K):
     e_p = sum_k C(k + p - 1, p) kappa_{i+k} for p = 0..3, and in that basis
     m0 = e0, m1 = e1, m2 = (n-1) e0 - e1, m3 = n(n-1)/2 e0 + n e1 - 3 e2,
     m4 = n(n-1)/2 e1 + 2 e2 - 3 e3.
     """
     n_steps, n_prop = kappa.shape
     padded = np.concatenate([kappa, np.broadcast_to(kappa[-1], (n - 1, n_prop))])
-    rows = [padded[k:k + n_steps] for k in range(n)]  # kappa[min(i + k, M - 1)] over i, per k
-    e = []
-    for level in range(4):  # rows[k] <- sum_{l >= k} rows[l]; level 0 for k >= 0, then k >= 1
-        tails = rows[:]
-        for k in range(n - 2, -1 if level == 0 else 0, -1):
-            tails[k] = tails[k + 1] + rows[k]
-        e.append(tails[0] if level == 0 else tails[1])
-        rows = tails
-    e0, e1, e2, e3 = e
+    # running tails from k = n-1 down: U_k = sum_{l>=k} row_l, V_k = sum_{l>=k} U_l (k >= 1),
+    # W_k likewise over V, X_k over W; then e0 = U_0, e1 = V_1, e2 = W_1, e3 = X_1
+    e0, e1, e2, e3 = (np.zeros((n_steps, n_prop)) for _ in range(4))
+    for k in range(n - 1, -1, -1):
+        e0 += padded[k:k + n_steps]  # row k: kappa[min(i + k, M - 1)] over i
+        if k >= 1:
+            e1 += e0
+            e2 += e1
+            e3 += e2
     half = n * (n - 1) / 2
     return [e0, e1, (n - 1) * e0 - e1, half * e0 + n * e1 - 3 * e2, half * e1 + 2 * e2 - 3 * e3]
 
@@ -171,30 +171,23 @@ def _step_tables(ref_t: F64, dt: float) -> dict[str, F64]:
     steps = np.arange(n_steps)
     # §2.3: speed at the look-ahead index, and five moments of the curvature sequence
     # kappa[min(i + k, last)], k = 0..n-1 (see horizon_coefficients), summed in a fixed order
-    s1, s2, p00, p01, p11, q0, q1, q2 = horizon_coefficients(n)[0]
-    c2 = dt * dt / WHEEL_BASE
-    c3 = dt * dt * dt / WHEEL_BASE
-    # quad[i, t, o]: coefficient of term t in (v^2, v d, d^2) for output o in (Phi_02, Gamma_0,
-    # gamma_0); lin[i, t, o]: of t in (v, d) for o in (Gamma_1, gamma_1); d = dt * a_cmd
-    quad = np.empty((n_steps, 3, 3, n_prop))
-    quad[:, :, 0] = (c2 * np.array([p00, p01, p11]))[None, :, None]
-    quad[:, :, 1] = (c3 * np.array([q0, q1, q2]))[None, :, None]
-    lin = np.empty((n_steps, 2, 2, n_prop))
-    lin[:, :, 0] = (c2 * np.array([s1, s2]))[None, :, None]
-    # the curvature parts: -dt (m0, m1) and -dt^2 (m2, m3, m4)
+    # the curvature parts of gamma_0 = -dt^2 (m2 v^2 + m3 v d + m4 d^2) and
+    # gamma_1 = -dt (m0 v + m1 d), d = dt * a_cmd (see horizon_coefficients)
     m = curvature_moments(kappa, n)
-    np.multiply(-dt, m[0], out=lin[:, 0, 1])
-    np.multiply(-dt, m[1], out=lin[:, 1, 1])
+    gam0 = np.empty((n_steps, 3, n_prop))
+    gam1 = np.empty((n_steps, 2, n_prop))
+    np.multiply(-dt, m[0], out=gam1[:, 0])
+    np.multiply(-dt, m[1], out=gam1[:, 1])
     for r in range(3):
-        np.multiply(-dt * dt, m[2 + r], out=quad[:, r, 2])
+        np.multiply(-dt * dt, m[2 + r], out=gam0[:, r])
     return {
         "xy": ref_t[:n_steps, :2],  # (M, 2, K)
         "h": h_ref,
         "sin": sin_ref,
         "cos": cos_ref,
         "v": speeds[np.minimum(steps + n, last)],
-        "quad": quad,
-        "lin": lin,
+        "gam0": gam0,
+        "gam1": gam1,
     }
 
 
@@ -204,8 +197,18 @@ def _run(ref_t: F64, init: F64, dt: float) -> F64:
     n = TRACKING_HORIZON
     tab = _step_tables(ref_t, dt)
     xy_ref, h_ref, sin_ref, cos_ref = tab["xy"], tab["h"], tab["sin"], tab["cos"]
-    v_ref, quad, lin = tab["v"], tab["quad"], tab["lin"]
+    v_ref, gam0_coef, gam1_coef = tab["v"], tab["gam0"], tab["gam1"]
     v_ref_low = v_ref <= STOPPING_VELOCITY
+    # per-step coefficient stacks: quad[t, o] multiplies term t of (v^2, v d, d^2) for output o of
+    # (Phi_02, Gamma_0, gamma_0); lin[t, o] term t of (v, d) for (Gamma_1, gamma_1); the
+    # constant outputs are filled once, the curvature ones (o = last) copied in at each step
+    s1, s2, p00, p01, p11, q0, q1, q2 = horizon_coefficients(n)[0]
+    c2, c3 = dt * dt / WHEEL_BASE, dt * dt * dt / WHEEL_BASE
+    quad = np.empty((3, 3, n_prop))
+    quad[:, 0] = (c2 * np.array([p00, p01, p11]))[:, None]
+    quad[:, 1] = (c3 * np.array([q0, q1, q2]))[:, None]
+    lin = np.empty((2, 2, n_prop))
+    lin[:, 0] = (c2 * np.array([s1, s2]))[:, None]
 
     big_t = n * dt  # the longitudinal one-step LQR (§2.6), NAVSIM's operation order
     lon_gain = (-1.0 / (big_t * Q_LONGITUDINAL * big_t + R_LONGITUDINAL)) * big_t * Q_LONGITUDINAL
@@ -234,8 +237,10 @@ def _run(ref_t: F64, init: F64, dt: float) -> F64:
         # §2.7 lateral LQR with the 10-step lift in closed form (see horizon_coefficients)
         d = dt * a_cmd
         vd = v * d
-        phi02, g0, gam0 = quad[i, 0] * (v * v) + quad[i, 1] * vd + quad[i, 2] * (d * d)
-        g1, gam1 = lin[i, 0] * v + lin[i, 1] * d
+        quad[:, 2] = gam0_coef[i]
+        lin[:, 1] = gam1_coef[i]
+        phi02, g0, gam0 = quad[0] * (v * v) + quad[1] * vd + quad[2] * (d * d)
+        g1, gam1 = lin[0] * v + lin[1] * d
         sum_alpha = sum_v0 * v + sum_v1 * d
         err0 = e_lat + sum_alpha * e_head + phi02 * delta + gam0
         err1 = wrap_fast(e_head + sum_alpha * delta / WHEEL_BASE + gam1)
