@@ -373,9 +373,6 @@ def test_bad_shapes_raise_shape_error(call):
 
 # --- properties -------------------------------------------------------------------------------
 
-finite = st.floats(-1.0, 1.0, allow_nan=False)
-
-
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 6), scale=st.sampled_from([0.0, 1e3, 1e5]),
        speed=st.floats(0.0, 30.0), accel=st.floats(-8.0, 4.0), heading=st.floats(-4.0, 4.0),
@@ -395,3 +392,17 @@ def test_bounded_inputs_give_finite_states_within_limits(seed, k, scale, speed, 
     assert np.all(np.abs(s[:, 1:, 7]) <= MAX_STEERING_ANGLE)
     assert np.all(s[:, 1:, 2] >= -np.pi) and np.all(s[:, 1:, 2] < np.pi)
     assert np.all(s[:, 1:, 4] == 0.0) and np.all(s[:, 1:, 6] == 0.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), x0=st.floats(-1e5, 1e5), y0=st.floats(-1e5, 1e5),
+       psi0=st.floats(-np.pi, np.pi), pick=st.integers(0, 5))
+def test_frame_and_batch_invariance(seed, x0, y0, psi0, pick):
+    rng = np.random.default_rng(seed)
+    poses = random_poses(rng, 6)
+    speed = rng.uniform(0, 20)
+    here = simulate_poses(poses, init_state(v=speed))
+    there = simulate_poses(poses, init_state(x0, y0, psi0, v=speed))
+    np.testing.assert_allclose(to_local(there, np.array([x0, y0, psi0])), here, rtol=0, atol=1e-6)
+    alone = simulate_poses(poses[pick:pick + 1], init_state(x0, y0, psi0, v=speed))
+    assert np.array_equal(alone[0], there[pick])
