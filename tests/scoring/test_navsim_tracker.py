@@ -226,6 +226,13 @@ def test_reference_interpolates_knots_and_holds_a_short_trajectory():
     assert np.all(ref[0, 20:] == ref[0, 20])  # no extrapolation past the last pose
 
 
+def test_poses_beyond_four_seconds_are_ignored():
+    origin = np.array([7.0, -3.0, 0.4])
+    long = arc_poses(9.0, 0.15, t=np.arange(1, 13) * 0.5)[None]  # 6 s of poses
+    np.testing.assert_array_equal(reference_from_poses(long, origin),
+                                  reference_from_poses(long[:, :8], origin))
+
+
 def test_reference_heading_turns_the_short_way_and_wraps_to_minus_pi():
     origin = np.array([0.0, 0.0, 3.0])
     poses = np.array([[[1.0, 0.0, 0.3], [2.0, 0.0, 0.5]]])  # crosses +pi after the first knot
