@@ -57,13 +57,15 @@ ARMS = tuple(ARM_SPECS)
 #: the metrics of the ablation table, in order
 TABLE_KEYS = ("collision_rate", "pdms", "l2_m", "risk_acc", "risk_majority", "lang_acc",
               "lang_majority")
-#: GRPO conditions: overrides of GRPOConfig applied to every GRPO arm ('' = as configured)
+#: GRPO conditions: overrides of GRPOConfig applied to every GRPO arm ('' = as configured);
+#: G<n> = n samples per scene, "-low" = sampling spread reset to 0.1 m (groups that lack
+#: variance, where the anchors should matter)
 CONDITIONS: dict[str, tuple[tuple[str, object], ...]] = {
     "": (),
     "G4": (("group_size", 4),),
     "G2": (("group_size", 2),),
-    "G4, 0.1 m": (("group_size", 4), ("init_spread_m", 0.1)),
-    "G2, 0.1 m": (("group_size", 2), ("init_spread_m", 0.1)),
+    "G4-low": (("group_size", 4), ("init_spread_m", 0.1)),
+    "G2-low": (("group_size", 2), ("init_spread_m", 0.1)),
 }
 
 

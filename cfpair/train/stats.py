@@ -52,12 +52,12 @@ def _diffs(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> np.ndarr
 
 def paired_t(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> tuple[float, float]:
     """t = mean(d) / (sd(d) / sqrt(n)) with d = b - a (sample sd), two-sided p from Student's t
-    with n - 1 degrees of freedom. All differences equal: t = +-inf and p = 0 unless they are
-    all 0 (t = 0, p = 1)."""
+    with n - 1 degrees of freedom. All differences equal: the test is undefined, t = +-inf and
+    p = nan (the sign-flip test and the interval still speak), or t = 0, p = 1 when all 0."""
     d = _diffs(a, b)
     n, m, sd = len(d), float(d.mean()), float(d.std(ddof=1))
     if sd == 0.0:
-        return (0.0, 1.0) if m == 0.0 else (math.copysign(math.inf, m), 0.0)
+        return (0.0, 1.0) if m == 0.0 else (math.copysign(math.inf, m), math.nan)
     t = m / (sd / math.sqrt(n))
     return t, float(2 * stats.t.sf(abs(t), n - 1))
 
