@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -149,6 +150,27 @@ def _p(x: float) -> str:
     return "n/a" if not np.isfinite(x) else ("< 0.001" if x < 0.001 else f"{x:.3f}")
 
 
+def plain(x: Any) -> Any:
+    """JSON-safe copy: tuples -> lists, non-finite floats -> None (strict JSON has no NaN)."""
+    if isinstance(x, dict):
+        return {k: plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [plain(v) for v in x]
+    if isinstance(x, float | np.floating):
+        return float(x) if np.isfinite(x) else None
+    return x
+
+
+def commit() -> str | None:
+    """The git commit of the code that ran (None outside a git checkout)."""
+    try:
+        p = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                           cwd=Path(__file__).resolve().parent, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return p.stdout.strip() or None
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The Markdown report of a result."""
     from cfpair.train.run import TABLE_KEYS
@@ -233,9 +255,10 @@ def main(argv: list[str] | None = None) -> int:
                    "device": str(dev), "threads": args.threads},
         "evaluated_on": ("validation split carved from train" if args.mode == "tune" else
                          "held-out scenes (val + test)"),
-        "platform": platform.platform(), "wall_s": time.perf_counter() - t0,
+        "commit": commit(), "platform": platform.platform(), "wall_s": time.perf_counter() - t0,
         "data": data, "runs": runs, "summary": summary, "tests": tests_of(runs)}
-    (args.out / "ablation.json").write_text(json.dumps(result, indent=1))
+    (args.out / "ablation.json").write_text(json.dumps(plain(result), indent=1,
+                                                       allow_nan=False))
     md = markdown(result)
     (args.out / "ablation.md").write_text(md)
     print(md)
