@@ -127,3 +127,21 @@ def test_ablation_harness_end_to_end(tmp_path: Path) -> None:
     q = _harness("--mode", "report", "--data-seeds", "5,100", "--out", str(tmp_path / "r"))
     assert q.returncode != 0 and "tuning seeds" in q.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_arms_share_their_base_and_unknown_arms_are_refused(split) -> None:
+    from cfpair.train.grpo import GRPOConfig
+    from cfpair.train.neg_sft import NegSFTConfig
+    from cfpair.train.run import TrainConfig, ablation_arms
+    from cfpair.train.sft import SFTConfig
+
+    # zero GRPO steps: "SFT + anchor GRPO" must be exactly the "SFT" row's model
+    cfg = TrainConfig(SFTConfig(steps=3, batch_size=4), NegSFTConfig(steps=3, batch_size=4),
+                      GRPOConfig(steps=0))
+    res = ablation_arms(split, 0, CPU, cfg, ("SFT", "SFT + anchor GRPO"), ("", "G2-low"))
+    assert list(res) == ["SFT", "SFT + anchor GRPO", "SFT + anchor GRPO [G2-low]"]
+    assert res["SFT"] == res["SFT + anchor GRPO"]
+    with pytest.raises(ConfigError, match="unknown arms / conditions"):
+        ablation_arms(split, 0, CPU, cfg, ("SFT", "PPO"))
+    with pytest.raises(ConfigError, match="unknown arms / conditions"):
+        ablation_arms(split, 0, CPU, cfg, ("SFT",), ("G3",))
