@@ -294,10 +294,13 @@ def train(
     out: str = typer.Argument(..., help="output folder of cfpair generate"),
     stage: str = typer.Option("all", help="sft | neg-sft | grpo | all"),
     ablation: bool = typer.Option(False, "--ablation",
-                                  help="SFT / neg-SFT / + anchor GRPO / GRPO without anchors "
-                                       "over --seeds, as a table"),
-    seeds: str = typer.Option("0,1,2", help="comma-separated seeds for --ablation"),
-    seed: int = typer.Option(0, help="seed of a single stage run"),
+                                  help="every arm (SFT, neg-SFT, + GRPO with / without "
+                                       "anchors, SFT + anchor GRPO, Lagrangian) over --seeds "
+                                       "on one data set; benchmarks/ablation.py adds data "
+                                       "seeds and significance tests"),
+    seeds: str = typer.Option("0,1,2", help="comma-separated training seeds for --ablation "
+                              "(the scenes come from generate's --source-option seed=N)"),
+    seed: int = typer.Option(0, help="training seed of a single stage run"),
     device: str = typer.Option("auto", help="auto (cuda when present) | cpu | cuda"),
     lagrangian: bool = typer.Option(False, help="GRPO with the Lagrangian collision cost"),
     checkpoints: str = typer.Option(None, help="checkpoint folder [default: OUT/train]"),
@@ -333,7 +336,7 @@ def train(
     except (CfpairError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    keys = ("collision_rate", "pdms", "l2_m", "risk_acc", "label_acc")
+    keys = tr.TABLE_KEYS
     typer.echo(f"\nheld-out metrics, mean ± std over seeds {seed_list}")
     typer.echo("| arm | " + " | ".join(keys) + " |")
     typer.echo("|---|" + "---|" * len(keys))

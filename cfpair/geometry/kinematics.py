@@ -123,17 +123,25 @@ class Feasibility:
     heading_ok: Bool
     max_abs_steer: F64
     max_abs_lat_accel: F64
+    slip_ok: Bool  # the rear axle moves along its heading (no side-slip)
+    max_abs_slip: F64  # rad, the worst side-slip angle of a moving step
 
 
 def check_feasibility(x: ArrayLike, y: ArrayLike, yaw: ArrayLike, dt: float,
                       limits: VehicleLimits = VehicleLimits(), tol: float = 1e-6,
-                      heading_tol: float = 0.35) -> Feasibility:
+                      heading_tol: float = 0.35, slip_tol: float = 0.05) -> Feasibility:
     """Could a kinematic bicycle within ``limits`` drive this rear-axle path?
 
     x, y, yaw: (..., T) sampled every dt seconds. Speeds come from displacements; the motion
     must follow the heading (|course - yaw| < heading_tol where moving faster than 0.5 m/s, no
     reversing), and the implied acceleration, steering angle atan(L * curvature), steering rate
     and lateral acceleration must respect the limits (+ tol).
+
+    Side-slip: a kinematic bicycle's rear axle moves along its heading, so over one step its
+    displacement points between the headings at the two ends (exactly at the first for
+    explicit Euler, at the mean for an exact arc). The slip of a moving step is how far the
+    course lies outside [yaw_k, yaw_k+1]; beyond ``slip_tol`` (rad, ~3 degrees by default:
+    room for rounded coordinates) the path slides sideways and is flagged (``slip_ok``).
     """
     x, y, yaw = (np.asarray(a, dtype=np.float64) for a in (x, y, yaw))
     dx, dy = np.diff(x, axis=-1), np.diff(y, axis=-1)
@@ -146,6 +154,11 @@ def check_feasibility(x: ArrayLike, y: ArrayLike, yaw: ArrayLike, dt: float,
     reverse_ok = ~np.any(moving & (along < 0), axis=-1)
     heading_ok = ~np.any(moving & (np.abs(wrap_angle(course - yaw[..., :-1])) > heading_tol)
                          & (along >= 0), axis=-1)
+    rel = wrap_angle(course - yaw[..., :-1])
+    slip = np.maximum(np.maximum(np.minimum(dyaw, 0.0) - rel, rel - np.maximum(dyaw, 0.0)), 0.0)
+    slip = np.where(moving & (along >= 0), slip, 0.0)
+    max_abs_slip = np.max(slip, axis=-1, initial=0.0)
+    slip_ok = max_abs_slip <= slip_tol
     accel = np.diff(v, axis=-1) / dt
     accel_ok = np.all((accel >= limits.min_accel - tol) & (accel <= limits.max_accel + tol),
                       axis=-1)
@@ -163,6 +176,6 @@ def check_feasibility(x: ArrayLike, y: ArrayLike, yaw: ArrayLike, dt: float,
     max_abs_lat = np.max(np.abs(lat), axis=-1, initial=0.0)
     lat_ok = (max_abs_lat <= limits.max_lat_accel + 1e-3) & np.all(
         np.abs(yaw_rate) <= limits.max_yaw_rate + 1e-6, axis=-1)
-    ok = reverse_ok & heading_ok & accel_ok & steer_ok & steer_rate_ok & lat_ok
+    ok = reverse_ok & heading_ok & slip_ok & accel_ok & steer_ok & steer_rate_ok & lat_ok
     return Feasibility(ok, reverse_ok, accel_ok, steer_ok, steer_rate_ok, lat_ok, heading_ok,
-                       max_abs_steer, max_abs_lat)
+                       max_abs_steer, max_abs_lat, slip_ok, max_abs_slip)

@@ -7,18 +7,31 @@ Scene tokens: one per road user (the MAX_AGENTS nearest at the anchor: x, y, vx,
 width, is-vulnerable; zeros + mask for missing) and one for the ego (speed, acceleration).
 Targets: waypoints (8, 2) of the positive, negative and expert (x, y at 0.5 s .. 4 s);
 ``risk`` = 1 when the logged (expert) continuation is risky (collision, TTC < 1 s or off-road),
-``hazard`` = the label's hazard type (the "failure" the negative-enhanced stage states).
+``hazard``, ``agent_cls``, ``action`` = the label's hazard type, critical agent class and
+corrective meta-action: the structured failure / corrective statement of the negative-enhanced
+stage (see ``statement``). ``labeled`` marks records that have a label (the others get 'none').
+``validation_split`` carves a tuning split out of the training records (never reported).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.path import Path as MplPath
 
+from cfpair.errors import ConfigError
 from cfpair.geometry.boxes import box_corners
-from cfpair.labels.models import HazardType, PairRecord, anchor_index
+from cfpair.labels.models import (
+    AgentClass,
+    HazardType,
+    Lateral,
+    Longitudinal,
+    PairRecord,
+    SafetyLabel,
+    anchor_index,
+)
 
 GRID = 48
 X_RANGE, Y_RANGE = (-16.0, 48.0), (-32.0, 32.0)
@@ -26,6 +39,10 @@ CHANNELS = ("drivable", "route", "agents_now", "agents_1s_ago", "ego")
 MAX_AGENTS = 8
 COMMANDS = ("left", "straight", "right")
 HAZARDS = tuple(str(h) for h in HazardType)
+#: critical agent classes of the statement ('none' when the label names no agent)
+AGENT_CLASSES = ("none", *(str(c) for c in AgentClass))
+#: corrective meta-actions of the statement: "longitudinal, lateral"
+ACTIONS = tuple(f"{lo}, {la}" for lo in Longitudinal for la in Lateral)
 _VRU = ("pedestrian", "cyclist", "motorcycle")
 
 _xs = X_RANGE[0] + (np.arange(GRID) + 0.5) * (X_RANGE[1] - X_RANGE[0]) / GRID
@@ -48,6 +65,9 @@ class Batch:
     expert: np.ndarray
     risk: np.ndarray        # (N,) float32 in {0, 1}
     hazard: np.ndarray      # (N,) int64 into HAZARDS
+    agent_cls: np.ndarray   # (N,) int64 into AGENT_CLASSES
+    action: np.ndarray      # (N,) int64 into ACTIONS
+    labeled: np.ndarray     # (N,) bool: the record has a label (the statement targets are real)
 
     def __len__(self) -> int:
         return int(self.raster.shape[0])
@@ -120,19 +140,47 @@ def _wp(poses: list[list[float]]) -> np.ndarray:
     return np.asarray(poses, np.float32)[:, :2]
 
 
+def statement(hazard: str, agent_cls: str, action: str) -> str:
+    """The structured failure / corrective statement: one line of text, the same format for
+    the model's output and for the label, so language accuracy is an exact string match."""
+    return f"hazard: {hazard}; critical agent: {agent_cls}; action: {action}"
+
+
+def label_targets(label: SafetyLabel | None) -> tuple[int, int, int]:
+    """(hazard, agent class, action) indices of a label; None -> ('none', 'none', the first
+    action) -- such rows are masked out of the statement by ``Batch.labeled``."""
+    if label is None:
+        return HAZARDS.index("none"), 0, 0
+    cls = "none" if label.critical_agent is None else str(label.critical_agent.cls)
+    act = f"{label.corrective_action.longitudinal}, {label.corrective_action.lateral}"
+    return HAZARDS.index(str(label.hazard_type)), AGENT_CLASSES.index(cls), ACTIONS.index(act)
+
+
+def label_statement(label: SafetyLabel) -> str:
+    """The statement a label makes (the target of the language accuracy)."""
+    h, a, c = label_targets(label)
+    return statement(HAZARDS[h], AGENT_CLASSES[a], ACTIONS[c])
+
+
+def _empty() -> Batch:
+    z = np.zeros((0, 8, 2), np.float32)
+    i = np.zeros(0, np.int64)
+    return Batch(np.zeros((0, len(CHANNELS), GRID, GRID), np.float32), i,
+                 np.zeros((0, MAX_AGENTS, 7), np.float32), np.zeros((0, MAX_AGENTS), bool),
+                 np.zeros((0, 2), np.float32), z, z, z, np.zeros(0, np.float32), i, i, i,
+                 np.zeros(0, bool))
+
+
 def encode(recs: list[PairRecord]) -> Batch:
-    """Arrays of every record (unlabeled ones get hazard 'none')."""
+    """Arrays of every record (unlabeled ones get hazard 'none' and ``labeled`` False)."""
     if not recs:
-        z = np.zeros((0, 8, 2), np.float32)
-        return Batch(np.zeros((0, len(CHANNELS), GRID, GRID), np.float32),
-                     np.zeros(0, np.int64), np.zeros((0, MAX_AGENTS, 7), np.float32),
-                     np.zeros((0, MAX_AGENTS), bool), np.zeros((0, 2), np.float32), z, z, z,
-                     np.zeros(0, np.float32), np.zeros(0, np.int64))
+        return _empty()
 
     def ego(r: PairRecord) -> tuple[float, float]:
         v = r.context.ego_history.v
         return v[-1], (v[-1] - v[-6]) / 0.5 if len(v) >= 6 else 0.0
     ag = [_agents(r) for r in recs]
+    tg = np.array([label_targets(r.label) for r in recs], np.int64).reshape(-1, 3)
     return Batch(
         raster=np.stack([raster(r) for r in recs]),
         command=np.array([COMMANDS.index(r.context.driving_command) for r in recs], np.int64),
@@ -142,8 +190,25 @@ def encode(recs: list[PairRecord]) -> Batch:
         negative=np.stack([_wp(r.negative.poses) for r in recs]),
         expert=np.stack([_wp(r.expert.poses) for r in recs]),
         risk=np.array([float(_risky(r)) for r in recs], np.float32),
-        hazard=np.array([HAZARDS.index(str(r.label.hazard_type)) if r.label else
-                         HAZARDS.index("none") for r in recs], np.int64))
+        hazard=tg[:, 0], agent_cls=tg[:, 1], action=tg[:, 2],
+        labeled=np.array([r.label is not None for r in recs], bool))
+
+
+def _unit(scenario_id: str, salt: str) -> float:
+    h = hashlib.sha256(f"{salt}:{scenario_id}".encode()).hexdigest()[:12]
+    return int(h, 16) / 16 ** 12
+
+
+def validation_split(train: list[PairRecord], share: float = 0.2, salt: str = "cfpair-val"
+                     ) -> tuple[list[PairRecord], list[PairRecord]]:
+    """(fit, validation): about ``share`` of the training *scenarios* (by a salted hash of the
+    scenario id, so every anchor of a scenario lands on one side) go to validation. Tuning
+    reads validation numbers only; the held-out split stays unread until the reported run."""
+    if not 0.0 < share < 1.0:
+        raise ConfigError(f"validation share must be in (0, 1), got {share}")
+    val = [r for r in train if _unit(r.provenance.scenario_id, salt) < share]
+    fit = [r for r in train if _unit(r.provenance.scenario_id, salt) >= share]
+    return fit, val
 
 
 def poses_of(waypoints: np.ndarray) -> np.ndarray:

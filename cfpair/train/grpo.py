@@ -5,8 +5,9 @@ toward the better-than-group ones, clipped, with a KL term to the SFT reference.
 Choices and simplifications (all of them):
 - Policy: the tiny VLA's waypoint mean with a learned, state-independent diagonal Gaussian
   spread (8 x 2, metres, starting at ``ModelConfig.init_std_m`` = 0.3 m and bounded to
-  [0.1, 3] m). Actions are the 8 waypoints (x, y); yaw follows the direction of travel
-  (``data.poses_of``). No text is generated.
+  [0.1, 3] m; ``init_spread_m`` resets it at the start of the stage, e.g. 0.1 m for the
+  low-variance groups where anchors should matter). Actions are the 8 waypoints (x, y); yaw
+  follows the direction of travel (``data.poses_of``). No text is generated.
 - Group: ``group_size`` samples per scene from the policy at the start of the step (the "old"
   policy), plus, with anchors, the record's positive and negative waypoints. Group of
   ``group_size + 2``.
@@ -49,8 +50,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cfpair.errors import ConfigError
 from cfpair.train.data import Batch
-from cfpair.train.model import TinyVLA, inputs
+from cfpair.train.model import MAX_STD_M, MIN_STD_M, SCALE, TinyVLA, inputs
 from cfpair.train.scoring import Scorer
 
 
@@ -75,6 +77,7 @@ class GRPOConfig:
     lagrangian: bool = False
     cost_budget: float = 0.02
     lr_lambda: float = 0.5
+    init_spread_m: float | None = None
 
 
 @dataclass
@@ -125,6 +128,15 @@ def train_grpo(model: TinyVLA, data: Batch, scorer: Scorer, cfg: GRPOConfig, see
                device: torch.device) -> tuple[torch.optim.Optimizer, GRPOLog]:
     """Anchor-based (or, with ``anchors=False``, plain) GRPO on ``data``; ``scorer`` holds
     the same records in the same order."""
+    if cfg.group_size < 1 or cfg.steps < 0:
+        raise ConfigError(f"group_size must be >= 1 and steps >= 0, got {cfg.group_size}, "
+                          f"{cfg.steps}")
+    if cfg.init_spread_m is not None:
+        if not MIN_STD_M <= cfg.init_spread_m <= MAX_STD_M:
+            raise ConfigError(f"init_spread_m must be in [{MIN_STD_M}, {MAX_STD_M}] m, got "
+                              f"{cfg.init_spread_m}")
+        with torch.no_grad():
+            model.log_std.fill_(float(np.log(cfg.init_spread_m / SCALE)))
     ref = copy.deepcopy(model).eval()
     for p in ref.parameters():
         p.requires_grad_(False)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cfpair.train.data import CHANNELS, COMMANDS, HAZARDS, Batch
+from cfpair.train.data import ACTIONS, AGENT_CLASSES, CHANNELS, COMMANDS, HAZARDS, Batch
 
 #: waypoints are predicted in units of SCALE metres
 SCALE = 10.0
@@ -30,7 +30,8 @@ class ModelConfig:
 class TinyVLA(nn.Module):
     """Vision: 3 strided convolutions over the raster. Language: a command embedding and
     attention-pooled scene tokens (road users + ego). A fused MLP gives the waypoint mean
-    (8 x 2), a risk logit and hazard logits; ``log_std`` (16,) is the policy's spread."""
+    (8 x 2), a risk logit and the logits of the structured statement (hazard, critical agent
+    class, corrective action); ``log_std`` (16,) is the policy's spread."""
 
     def __init__(self, cfg: ModelConfig = ModelConfig()) -> None:
         super().__init__()
@@ -50,11 +51,13 @@ class TinyVLA(nn.Module):
         self.waypoints = nn.Linear(2 * w, 16)
         self.risk = nn.Linear(2 * w, 1)
         self.hazard = nn.Linear(2 * w, len(HAZARDS))
+        self.agent_cls = nn.Linear(2 * w, len(AGENT_CLASSES))
+        self.action = nn.Linear(2 * w, len(ACTIONS))
         self.log_std = nn.Parameter(torch.full((16,), float(np.log(cfg.init_std_m / SCALE))))
 
     def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """x: raster, command, agents, agent_mask, ego -> mean (N, 8, 2) metres, risk (N,),
-        hazard (N, H) logits."""
+        hazard (N, H), agent_cls (N, A), action (N, M) logits."""
         v = self.vision(x["raster"])
         tok = self.agent(x["agents"])                                    # (N, A, w)
         score = (tok @ self.query) / tok.shape[-1] ** 0.5
@@ -64,7 +67,8 @@ class TinyVLA(nn.Module):
         h = self.trunk(torch.cat([v, self.command(x["command"]), pooled, self.ego(x["ego"])],
                                  -1))
         mean = self.waypoints(h).view(-1, 8, 2) * SCALE
-        return {"mean": mean, "risk": self.risk(h).squeeze(-1), "hazard": self.hazard(h)}
+        return {"mean": mean, "risk": self.risk(h).squeeze(-1), "hazard": self.hazard(h),
+                "agent_cls": self.agent_cls(h), "action": self.action(h)}
 
     def std(self) -> torch.Tensor:
         """Policy standard deviation (8, 2) in metres."""

@@ -1,6 +1,12 @@
 """``cfpair train``: load shards, split scenario-disjointly, run stages, save checkpoints,
-evaluate, and the ablation (SFT / negative-enhanced SFT / + anchor GRPO / GRPO without
-anchors over several seeds)."""
+evaluate, and the ablation arms (SFT, negative-enhanced SFT, each + GRPO with or without
+anchors, the Lagrangian variant) over training seeds, optionally under GRPO conditions
+(group size, sampling spread).
+
+Seeds: ``seed`` here is the *training* seed (initialisation, mini-batches, GRPO samples). It
+does not change the scenes; the synthetic scene generator has its own seed
+(``cfpair generate --source-option seed=N``), and ``cfpair generate --seed`` is the candidate
+seed. ``benchmarks/ablation.py`` names all three."""
 
 from __future__ import annotations
 
@@ -17,8 +23,8 @@ import torch
 from cfpair.errors import ConfigError
 from cfpair.labels.models import PairRecord
 from cfpair.shards import load_records
-from cfpair.train.data import Batch, encode
-from cfpair.train.evaluate import Metrics, evaluate
+from cfpair.train.data import Batch, encode, validation_split
+from cfpair.train.evaluate import Majority, Metrics, evaluate
 from cfpair.train.grpo import GRPOConfig, train_grpo
 from cfpair.train.model import TinyVLA, pick_device, save_checkpoint, seed_all
 from cfpair.train.neg_sft import NegSFTConfig, train_neg_sft
@@ -26,8 +32,46 @@ from cfpair.train.scoring import Scorer
 from cfpair.train.sft import SFTConfig, train_sft
 
 STAGES = ("sft", "neg-sft", "grpo", "all")
-ARMS = ("SFT", "neg-SFT", "neg-SFT + anchor GRPO", "neg-SFT + GRPO, no anchors")
 HELD_OUT = ("val", "test")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One ablation arm: the supervised base ('sft' or 'neg-sft') and, when ``grpo`` is not
+    None, a GRPO stage on top with these overrides of the run's GRPOConfig."""
+
+    base: str
+    grpo: tuple[tuple[str, object], ...] | None = None
+
+
+ARM_SPECS: dict[str, Arm] = {
+    "SFT": Arm("sft"),
+    "neg-SFT": Arm("neg-sft"),
+    "neg-SFT + anchor GRPO": Arm("neg-sft", (("anchors", True),)),
+    "neg-SFT + GRPO, no anchors": Arm("neg-sft", (("anchors", False),)),
+    "SFT + anchor GRPO": Arm("sft", (("anchors", True),)),
+    "neg-SFT + anchor GRPO, Lagrangian": Arm("neg-sft", (("anchors", True),
+                                                          ("lagrangian", True))),
+}
+ARMS = tuple(ARM_SPECS)
+#: the metrics of the ablation table, in order
+TABLE_KEYS = ("collision_rate", "pdms", "l2_m", "risk_acc", "risk_majority", "lang_acc",
+              "lang_majority")
+#: GRPO conditions: overrides of GRPOConfig applied to every GRPO arm ('' = as configured);
+#: G<n> = n samples per scene, "-low" = sampling spread reset to 0.1 m (groups that lack
+#: variance, where the anchors should matter)
+CONDITIONS: dict[str, tuple[tuple[str, object], ...]] = {
+    "": (),
+    "G4": (("group_size", 4),),
+    "G2": (("group_size", 2),),
+    "G4-low": (("group_size", 4), ("init_spread_m", 0.1)),
+    "G2-low": (("group_size", 2), ("init_spread_m", 0.1)),
+}
+
+
+def arm_label(arm: str, condition: str = "") -> str:
+    """The table row of an arm under a GRPO condition ('SFT' has no condition)."""
+    return f"{arm} [{condition}]" if condition and ARM_SPECS[arm].grpo is not None else arm
 
 
 @dataclass
@@ -40,10 +84,12 @@ class Split:
     held_b: Batch = field(init=False)
     train_s: Scorer = field(init=False)
     held_s: Scorer = field(init=False)
+    majority: Majority = field(init=False)
 
     def __post_init__(self) -> None:
         self.train_b, self.held_b = encode(self.train), encode(self.held)
         self.train_s, self.held_s = Scorer(self.train), Scorer(self.held)
+        self.majority = Majority.of(self.train_b)
 
 
 def _bucket(scenario_id: str) -> int:
@@ -68,9 +114,17 @@ def split_records(recs: list[PairRecord]) -> tuple[list[PairRecord], list[PairRe
     return train, held
 
 
-def load_split(out: str | Path) -> Split:
-    """Records of an output folder, split scenario-disjointly."""
-    return Split(*split_records(load_records(out)))
+def load_split(out: str | Path, tuning: bool = False, val_share: float = 0.2) -> Split:
+    """Records of an output folder, split scenario-disjointly. ``tuning``: train on the
+    training records less a validation split carved from them and evaluate on that
+    validation split (``data.validation_split``); the held-out records are not read."""
+    train, held = split_records(load_records(out))
+    if tuning:
+        train, held = validation_split(train, val_share)
+        if len(train) < 2 or not held:
+            raise ConfigError(f"validation split too small: {len(train)} fit / {len(held)} "
+                              f"validation pairs")
+    return Split(train, held)
 
 
 @dataclass(frozen=True)
@@ -102,7 +156,7 @@ def run_stage(data: Split, stage: str, seed: int, device: torch.device, cfg: Tra
 
     def done(name: str, model: TinyVLA, opt: torch.optim.Optimizer, conf: object, step: int
              ) -> None:
-        m = evaluate(model, data.held_b, data.held_s, device)
+        m = evaluate(model, data.held_b, data.held_s, device, data.majority)
         results[name] = m
         echo(f"{name}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                      for k, v in m.as_dict().items()))
@@ -125,41 +179,72 @@ def run_stage(data: Split, stage: str, seed: int, device: torch.device, cfg: Tra
     return results
 
 
-def ablation_arms(data: Split, seed: int, device: torch.device, cfg: TrainConfig
-                  ) -> dict[str, Metrics]:
-    """The four arms for one seed; both GRPO arms start from the same neg-SFT model."""
+def ablation_arms(data: Split, seed: int, device: torch.device, cfg: TrainConfig,
+                  arms: tuple[str, ...] = ARMS, conditions: tuple[str, ...] = ("",),
+                  scoring: str = "cfpair") -> dict[str, Metrics]:
+    """The arms for one training seed, rows named by ``arm_label``. Each base is trained once
+    (from ``seed``) and every GRPO arm and condition starts from a copy of it, so the arms of
+    one seed differ only in what they add."""
+    bad = [a for a in arms if a not in ARM_SPECS] + [c for c in conditions
+                                                      if c not in CONDITIONS]
+    if bad:
+        raise ConfigError(f"unknown arms / conditions {bad}; arms: {', '.join(ARMS)}; "
+                          f"conditions: {', '.join(repr(c) for c in CONDITIONS)}")
+    bases: dict[str, TinyVLA] = {}
+
+    def base(name: str) -> TinyVLA:
+        if name not in bases:
+            seed_all(seed)
+            model = TinyVLA().to(device)
+            if name == "sft":
+                train_sft(model, data.train_b, cfg.sft, seed, device)
+            else:
+                train_neg_sft(model, data.train_b, cfg.neg_sft, seed, device)
+            bases[name] = model
+        return bases[name]
+
+    def score(model: TinyVLA) -> Metrics:
+        return evaluate(model, data.held_b, data.held_s, device, data.majority, scoring)
+
     out: dict[str, Metrics] = {}
-    seed_all(seed)
-    sft = TinyVLA().to(device)
-    train_sft(sft, data.train_b, cfg.sft, seed, device)
-    out[ARMS[0]] = evaluate(sft, data.held_b, data.held_s, device)
-    seed_all(seed)
-    neg = TinyVLA().to(device)
-    train_neg_sft(neg, data.train_b, cfg.neg_sft, seed, device)
-    out[ARMS[1]] = evaluate(neg, data.held_b, data.held_s, device)
-    for arm, anchors in ((ARMS[2], True), (ARMS[3], False)):
-        model = copy.deepcopy(neg)
-        train_grpo(model, data.train_b, data.train_s, replace(cfg.grpo, anchors=anchors),
-                   seed, device)
-        out[arm] = evaluate(model, data.held_b, data.held_s, device)
+    for arm in arms:
+        spec = ARM_SPECS[arm]
+        if spec.grpo is None:
+            out[arm] = score(base(spec.base))
+            continue
+        for cond in conditions:
+            model = copy.deepcopy(base(spec.base))
+            seed_all(seed)
+            gcfg = replace(cfg.grpo, **dict(spec.grpo), **dict(CONDITIONS[cond]))
+            train_grpo(model, data.train_b, data.train_s, gcfg, seed, device)
+            out[arm_label(arm, cond)] = score(model)
     return out
 
 
-def ablation(data: Split, seeds: list[int], device: torch.device, cfg: TrainConfig,
-             echo: Callable[[str], None] = print) -> dict[str, dict[str, tuple[float, float]]]:
-    """Mean and standard deviation over seeds of every metric of every arm."""
-    per_seed = []
-    for seed in seeds:
-        t0 = time.perf_counter()
-        per_seed.append(ablation_arms(data, seed, device, cfg))
-        echo(f"seed {seed}: {time.perf_counter() - t0:.0f} s")
+def summarise(per_seed: list[dict[str, Metrics]]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Mean and (population) standard deviation over runs of every metric of every row."""
     table: dict[str, dict[str, tuple[float, float]]] = {}
-    for arm in ARMS:
-        rows = [s[arm].as_dict() for s in per_seed]
-        table[arm] = {k: (float(np.mean([r[k] for r in rows])),
-                          float(np.std([r[k] for r in rows]))) for k in rows[0] if k != "n"}
+    for row in per_seed[0]:
+        vals = [s[row].as_dict() for s in per_seed]
+        table[row] = {k: (float(np.mean([r[k] for r in vals])),
+                          float(np.std([r[k] for r in vals]))) for k in vals[0]
+                      if k not in ("n", "n_labeled")}
     return table
 
 
-__all__ = ["ARMS", "STAGES", "TrainConfig", "ablation", "load_split", "pick_device",
-           "run_stage", "split_records"]
+def ablation(data: Split, seeds: list[int], device: torch.device, cfg: TrainConfig,
+             echo: Callable[[str], None] = print, arms: tuple[str, ...] = ARMS
+             ) -> dict[str, dict[str, tuple[float, float]]]:
+    """Mean and standard deviation over training seeds of every metric of every arm (one
+    data set; ``benchmarks/ablation.py`` adds data seeds and the significance tests)."""
+    per_seed = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        per_seed.append(ablation_arms(data, seed, device, cfg, arms))
+        echo(f"seed {seed}: {time.perf_counter() - t0:.0f} s")
+    return summarise(per_seed)
+
+
+__all__ = ["ARMS", "ARM_SPECS", "CONDITIONS", "STAGES", "TABLE_KEYS", "TrainConfig",
+           "ablation", "ablation_arms", "arm_label", "load_split", "pick_device", "run_stage",
+           "split_records", "summarise"]

@@ -94,3 +94,25 @@ def test_rollout_equivariant_under_rotation(ang):
     np.testing.assert_allclose(b.x, 100 + c * a.x - s * a.y, atol=1e-9)
     np.testing.assert_allclose(b.y, -50 + s * a.x + c * a.y, atol=1e-9)
     np.testing.assert_allclose(b.v, a.v)
+
+
+def test_side_slip_is_flagged_and_a_bicycle_has_none():
+    # a real bicycle (Euler, as NAVSIM) and an exact circular arc: the rear axle moves along
+    # its heading, so no slip at all
+    r = bicycle_rollout(0.0, 0.0, 0.0, 6.0, np.zeros(50), np.full(50, 0.2), 0.1)
+    f = check_feasibility(r.x, r.y, r.yaw, 0.1)
+    assert f.slip_ok and float(f.max_abs_slip) < 1e-9
+    t = np.arange(51) * 0.1
+    ang = 0.5 * t   # radius 12 m at 6 m/s
+    f = check_feasibility(12 * np.sin(ang), 12 * (1 - np.cos(ang)), ang, 0.1)
+    assert f.ok and float(f.max_abs_slip) < 1e-9
+    # the same arc with the heading of a point 1.461 m ahead of the rear axle (the old
+    # synthetic expert's mistake): yaw leads the motion by atan(1.461 / 12) = 6.9 degrees,
+    # inside the 20-degree heading check but a side-slip
+    lead = np.arctan(1.461 / 12)
+    f = check_feasibility(12 * np.sin(ang), 12 * (1 - np.cos(ang)), ang + lead, 0.1)
+    assert f.heading_ok and not f.slip_ok and not f.ok
+    assert float(f.max_abs_slip) == pytest.approx(lead - 0.5 * 0.1 / 2, abs=1e-3)
+    # standing still or barely moving: no verdict on slip
+    f = check_feasibility(0.01 * t, 0 * t, np.full_like(t, 1.0), 0.1)
+    assert f.slip_ok and float(f.max_abs_slip) == 0.0

@@ -1,0 +1,269 @@
+"""Reproducible trainer ablation: scene seeds x training seeds, every arm, paired tests.
+
+Three seeds, all named, none implied:
+- scene seed (``--data-seeds``): the synthetic generator's own seed, ``cfpair generate
+  --source-option seed=N``. It decides the scenes, their train/val/test split and their ids.
+- candidate seed (``--candidate-seed``): ``cfpair generate --seed``, which only draws the
+  random candidate trajectories. It does NOT change the scenes (seeds 0, 1 and 3 give the
+  same scenes, splits and pair ids).
+- training seed (``--train-seeds``): model initialisation, mini-batches and GRPO samples.
+
+Tuning and reporting never share scenes: ``--mode tune`` uses the tuning scene seeds (default
+100, 101, 102) and evaluates on a validation split carved from the training pairs (by a hash
+of the scenario id); ``--mode report`` uses the reporting scene seeds (default 5, 6, 7) and
+evaluates on the held-out pairs (the source's val + test scenes). A seed on both lists is
+refused. One observation = one (scene seed, training seed) run; every arm of a run saw the
+same scenes and seed, so arms are compared by paired tests over the runs (paired t,
+exact sign-flip, Wilcoxon, 95 % paired-bootstrap interval of the mean difference).
+
+Writes OUT/ablation.json (command, config, every run's metrics, summary, tests) and
+OUT/ablation.md; the generated pairs stay in OUT/data/scene-seed-N (re-used when re-run).
+Run at smoke scale: ``nice -n 19 .venv/bin/python benchmarks/ablation.py --n-scenes 200
+--data-seeds 5,6 --train-seeds 0,1 --scale 0.1 --out /tmp/ablation-smoke``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TUNE_SEEDS = (100, 101, 102)
+REPORT_SEEDS = (5, 6, 7)
+COMPARE_METRICS = ("collision_rate", "pdms", "risk_acc", "lang_acc")
+#: the metrics whose tests the Markdown shows (the JSON has all of COMPARE_METRICS)
+MD_METRICS = ("collision_rate", "pdms")
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}") from None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    ap = argparse.ArgumentParser(
+        description="Trainer ablation over scene seeds x training seeds with paired tests.",
+        epilog="--data-seeds are SCENE seeds (cfpair generate --source-option seed=N); "
+               "--candidate-seed is cfpair generate --seed (candidates only, same scenes); "
+               "--train-seeds seed the training. Tuning and reporting seeds must be disjoint.")
+    ap.add_argument("--mode", choices=("tune", "report"), default="report",
+                    help="tune: tuning scene seeds, evaluate on a validation split carved from "
+                         "train; report: reporting scene seeds, evaluate on held-out scenes")
+    ap.add_argument("--data-seeds", type=_ints, default=None,
+                    help=f"scene seeds [default: report {REPORT_SEEDS}, tune {TUNE_SEEDS}]")
+    ap.add_argument("--tune-seeds", type=_ints, default=list(TUNE_SEEDS),
+                    help="the scene seeds reserved for tuning (checked disjoint in report mode)")
+    ap.add_argument("--train-seeds", type=_ints, default=[0, 1, 2], help="training seeds")
+    ap.add_argument("--candidate-seed", type=int, default=0, help="cfpair generate --seed")
+    ap.add_argument("--n-scenes", type=int, default=200, help="synthetic scenes per scene seed")
+    ap.add_argument("--candidates", type=int, default=256, help="candidates per anchor")
+    ap.add_argument("--scale", type=float, default=0.1,
+                    help="multiply every stage's steps (1.0 = the full trainer settings)")
+    ap.add_argument("--arms", default="all",
+                    help="';'-separated arm names (they contain commas) or 'all'")
+    ap.add_argument("--conditions", default="",
+                    help="GRPO conditions besides the configured one, comma-separated: "
+                         "G4, G2, G4-low, G2-low (low = 0.1 m sampling spread)")
+    ap.add_argument("--val-share", type=float, default=0.2, help="validation share (tune)")
+    ap.add_argument("--workers", type=int, default=1, help="generation workers")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    ap.add_argument("--scoring", default="cfpair", help="scoring view of the evaluation")
+    ap.add_argument("--title", default="Trainer ablation", help="heading of the Markdown")
+    ap.add_argument("--out", type=Path, required=True, help="output folder")
+    return ap.parse_args(argv)
+
+
+def check_seeds(args: argparse.Namespace) -> list[int]:
+    """The scene seeds of this run; report seeds overlapping the tuning seeds are refused."""
+    seeds = args.data_seeds or list(REPORT_SEEDS if args.mode == "report" else TUNE_SEEDS)
+    if args.mode == "report" and set(seeds) & set(args.tune_seeds):
+        raise SystemExit(f"error: scene seeds {sorted(set(seeds) & set(args.tune_seeds))} are "
+                         f"tuning seeds; a reported run needs scenes never used for tuning")
+    if len(set(seeds)) != len(seeds) or len(set(args.train_seeds)) != len(args.train_seeds):
+        raise SystemExit("error: repeated seeds")
+    if len(seeds) * len(args.train_seeds) < 2:
+        raise SystemExit("error: the paired tests need at least 2 (scene seed, training seed) "
+                         "runs")
+    return seeds
+
+
+def generate(out: Path, scene_seed: int, args: argparse.Namespace) -> Path:
+    """The pairs of one scene seed (resumed / re-used when already complete)."""
+    from cfpair.config import GenerateConfig
+    from cfpair.pipeline import generate as run
+
+    cfg = GenerateConfig(out=str(out), source_options={"n_scenes": args.n_scenes,
+                                                       "seed": scene_seed},
+                         seed=args.candidate_seed, n_candidates=args.candidates,
+                         workers=args.workers, shard_size=64)
+    run(cfg)
+    return out
+
+
+def comparisons(rows: list[str]) -> list[tuple[str, str]]:
+    """(a, b) pairs tested as b - a: every arm against SFT, what GRPO adds to neg-SFT, and the
+    anchors' question (anchor GRPO against GRPO without anchors, per condition)."""
+    pairs = [("SFT", r) for r in rows if r != "SFT"]
+    for r in rows:
+        if r.startswith("neg-SFT + ") and ("neg-SFT", r) not in pairs:
+            pairs.append(("neg-SFT", r))
+        if r.startswith("neg-SFT + GRPO, no anchors"):
+            twin = r.replace("neg-SFT + GRPO, no anchors", "neg-SFT + anchor GRPO")
+            if twin in rows:
+                pairs.append((r, twin))
+    return [(a, b) for a, b in pairs if a in rows and b in rows]
+
+
+def tests_of(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Paired tests of every comparison and metric over the runs."""
+    from cfpair.train.stats import paired_test
+
+    rows = list(runs[0]["metrics"])
+    out = []
+    for a, b in comparisons(rows):
+        for metric in COMPARE_METRICS:
+            xa = [r["metrics"][a][metric] for r in runs]
+            xb = [r["metrics"][b][metric] for r in runs]
+            if not np.isfinite(xa + xb).all():
+                continue
+            out.append({"a": a, "b": b, "metric": metric, **paired_test(xa, xb).as_dict()})
+    return out
+
+
+def _f(x: float, nd: int = 3) -> str:
+    return "nan" if not np.isfinite(x) else f"{x:.{nd}f}"
+
+
+def _p(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else ("< 0.001" if x < 0.001 else f"{x:.3f}")
+
+
+def plain(x: Any) -> Any:
+    """JSON-safe copy: tuples -> lists, non-finite floats -> None (strict JSON has no NaN)."""
+    if isinstance(x, dict):
+        return {k: plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [plain(v) for v in x]
+    if isinstance(x, float | np.floating):
+        return float(x) if np.isfinite(x) else None
+    return x
+
+
+def commit() -> str | None:
+    """The git commit of the code that ran (None outside a git checkout)."""
+    try:
+        p = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                           cwd=Path(__file__).resolve().parent, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return p.stdout.strip() or None
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The Markdown report of a result."""
+    from cfpair.train.run import TABLE_KEYS
+
+    c = result["config"]
+    lines = [f"## {c['title']}", "",
+             f"mode {c['mode']} ({result['evaluated_on']}); scene seeds {c['data_seeds']} "
+             f"(`--source-option seed=N`), training seeds {c['train_seeds']}, candidate seed "
+             f"{c['candidate_seed']}, {c['n_scenes']} scenes per scene seed, {c['candidates']} "
+             f"candidates, step scale {c['scale']}, scoring view `{c['scoring']}`; "
+             f"{len(result['runs'])} runs, {result['wall_s']:.0f} s wall.", "",
+             "Pairs per scene seed (train / evaluated): " + ", ".join(
+                 f"{d['scene_seed']}: {d['train_pairs']} / {d['eval_pairs']}"
+                 for d in result["data"]), "",
+             "Mean ± std over runs:", "",
+             "| arm | " + " | ".join(TABLE_KEYS) + " |", "|---|" + "---|" * len(TABLE_KEYS)]
+    for row, m in result["summary"].items():
+        lines.append(f"| {row} | " + " | ".join(f"{_f(m[k][0])} ± {_f(m[k][1])}"
+                                                 for k in TABLE_KEYS) + " |")
+    lines += ["", "Paired tests, b - a over the runs (t: paired t-test; flip: exact sign-flip "
+                  "permutation; W: Wilcoxon signed-rank; CI: 95 % paired bootstrap):", "",
+              "| a | b | metric | mean b - a | 95 % CI | p t | p flip | p W |",
+              "|---|---|---|---|---|---|---|---|"]
+    for t in (t for t in result["tests"] if t["metric"] in MD_METRICS):
+        lines.append(f"| {t['a']} | {t['b']} | {t['metric']} | {_f(t['mean_diff'])} | "
+                     f"[{_f(t['ci_low'])}, {_f(t['ci_high'])}] | {_p(t['p_t'])} | "
+                     f"{_p(t['p_sign_flip'])} | {_p(t['p_wilcoxon'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ablation and write the JSON and Markdown reports."""
+    args = parse_args(argv)
+    seeds = check_seeds(args)
+    import torch
+
+    from cfpair.errors import CfpairError
+    from cfpair.train.run import (
+        ARMS,
+        TrainConfig,
+        ablation_arms,
+        load_split,
+        pick_device,
+        summarise,
+    )
+
+    torch.set_num_threads(args.threads)
+    arms = ARMS if args.arms == "all" else tuple(a.strip() for a in args.arms.split(";")
+                                                 if a.strip())
+    conds = ("", *(c.strip() for c in args.conditions.split(",") if c.strip()))
+    cfg = TrainConfig().scaled(args.scale)
+    dev = pick_device(args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    runs, data = [], []
+    try:
+        for ds in seeds:
+            folder = generate(args.out / "data" / f"scene-seed-{ds}", ds, args)
+            split = load_split(folder, tuning=args.mode == "tune", val_share=args.val_share)
+            data.append({"scene_seed": ds, "train_pairs": len(split.train),
+                         "eval_pairs": len(split.held)})
+            for ts in args.train_seeds:
+                t1 = time.perf_counter()
+                res = ablation_arms(split, ts, dev, cfg, arms, conds, args.scoring)
+                runs.append({"scene_seed": ds, "train_seed": ts,
+                             "metrics": {k: v.as_dict() for k, v in res.items()}})
+                print(f"scene seed {ds}, training seed {ts}: {time.perf_counter() - t1:.0f} s",
+                      flush=True)
+    except CfpairError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from cfpair.train.evaluate import Metrics
+    summary = summarise([{k: Metrics(**v) for k, v in r["metrics"].items()} for r in runs])
+    result = {
+        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None
+                                                         else sys.argv[1:])]),
+        "config": {"title": args.title, "mode": args.mode, "data_seeds": seeds,
+                   "tune_seeds": args.tune_seeds, "train_seeds": args.train_seeds,
+                   "candidate_seed": args.candidate_seed, "n_scenes": args.n_scenes,
+                   "candidates": args.candidates, "scale": args.scale, "arms": list(arms),
+                   "conditions": list(conds), "scoring": args.scoring,
+                   "device": str(dev), "threads": args.threads},
+        "evaluated_on": ("validation split carved from train" if args.mode == "tune" else
+                         "held-out scenes (val + test)"),
+        "commit": commit(), "platform": platform.platform(), "wall_s": time.perf_counter() - t0,
+        "data": data, "runs": runs, "summary": summary, "tests": tests_of(runs)}
+    (args.out / "ablation.json").write_text(json.dumps(plain(result), indent=1,
+                                                       allow_nan=False))
+    md = markdown(result)
+    (args.out / "ablation.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
