@@ -257,16 +257,19 @@ class NavsimSource:
                 continue
             row = []
             for c in cams:
-                p = c.get(cam, {}).get("data_path", "")
-                row.append(paths.relative_inside(self.root, blobs + p, ref.path,
-                                                 f"{cam} data_path") if p else "")
+                p = c.get(cam, {}).get("data_path") or ""
+                if p != "":
+                    p = blobs + paths.check_relative(p, ref.path, f"{cam} data_path")
+                row.append(paths.relative_inside(self.root, p, ref.path, f"{cam} data_path")
+                           if p else "")
             out[cam] = tuple(row)
         return out
 
     def _ego(self, win: list[dict], t: np.ndarray, path: str) -> Trajectory:
         xy = np.array([_vec(fr, "ego2global_translation", 3, path)[:2] for fr in win])
         quats = [_vec(fr, "ego2global_rotation", 4, path) for fr in win]
-        if any(abs(float(np.linalg.norm(q)) - 1.0) > 0.01 for q in quats):
+        if any(np.any(np.abs(q) > 1.01) or abs(float(np.linalg.norm(q)) - 1.0) > 0.01
+               for q in quats):
             raise DatasetFormatError(path, "ego2global_rotation must be unit quaternions")
         yaw = np.array([quaternion_yaw(q) for q in quats])
         dyn = np.array([_vec(fr, "ego_dynamic_state", 2, path, exact=False)[:2] for fr in win])

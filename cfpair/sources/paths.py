@@ -53,13 +53,9 @@ def inside(root: str | Path, path: str | Path, what: str = "file") -> Path:
     return real
 
 
-def relative_inside(root: str | Path, rel: object, origin: str | Path, what: str = "path"
-                    ) -> str:
-    """A relative path read from the input file ``origin``, checked; returned normalised.
-
-    Refused (naming ``origin``): not a string, empty, NUL bytes, longer than MAX_PATH_CHARS,
-    absolute, any ``..`` component, or resolving (through symlinks) outside ``root``.
-    """
+def check_relative(rel: object, origin: str | Path, what: str = "path") -> str:
+    """The form of a relative path read from the input file ``origin``: a non-empty string
+    without NUL, at most MAX_PATH_CHARS long, not absolute, without any ``..`` component."""
     if not isinstance(rel, str) or not rel:
         raise DatasetFormatError(origin, f"{what} must be a non-empty string, got "
                                  f"{type(rel).__name__} {str(rel)[:80]!r}")
@@ -67,10 +63,24 @@ def relative_inside(root: str | Path, rel: object, origin: str | Path, what: str
         raise DatasetFormatError(origin, f"{what} is longer than {MAX_PATH_CHARS} characters "
                                  "or holds a NUL byte")
     parts = rel.replace("\\", "/").split("/")
-    if rel.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", rel) or ".." in parts:
+    if rel.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", rel) or ".." in parts:
         raise DatasetFormatError(origin, f"{what} {rel[:200]!r} is absolute or climbs out "
                                  "with '..': paths in a dataset must stay inside its root")
-    real = inside(root, rel, what)
+    return rel
+
+
+def relative_inside(root: str | Path, rel: object, origin: str | Path, what: str = "path"
+                    ) -> str:
+    """A relative path read from the input file ``origin``, checked; returned normalised.
+
+    Refused (naming ``origin``): see :func:`check_relative`, and any path that resolves
+    (through symlinks of files or folders) outside ``root``.
+    """
+    rel = check_relative(rel, origin, what)
+    try:
+        real = inside(root, rel, what)
+    except DatasetFormatError as exc:
+        raise DatasetFormatError(origin, f"{what} {rel[:200]!r}: {exc.reason}") from None
     return real.relative_to(root_of(root)).as_posix()
 
 
