@@ -43,6 +43,7 @@ from cfpair.shards import (
     write_card,
     write_rejects,
 )
+from cfpair.sources import paths
 from cfpair.sources.base import ScenarioRef, ScenarioSource, get_source, iter_refs
 from cfpair.types import Scenario
 
@@ -150,6 +151,19 @@ def _internal(ref: ScenarioRef, anchor: int | None, exc: BaseException) -> dict[
 INTERNAL = "internal_error"
 
 
+def contained(scn: Scenario, ref: ScenarioRef, root: str | None) -> None:
+    """Whatever a source did, the clip's file and camera paths stay inside the dataset root
+    (a DatasetFormatError naming the file otherwise)."""
+    if root is None:
+        return
+    if ref.path:
+        paths.inside(root, ref.path, "scenario file")
+    for cam, row in scn.sensors.items():
+        for p in dict.fromkeys(row):
+            if p:
+                paths.relative_inside(root, p, ref.path or ref.scenario_id, f"{cam} path")
+
+
 def pairs_of(scn: Scenario, ref: ScenarioRef, cfg: GenerateConfig, config_hash: str
              ) -> Iterator[PairRecord | dict[str, Any]]:
     """Unlabelled records of every anchor of one scenario, or reject entries."""
@@ -224,6 +238,7 @@ def process_shard(spec: ShardSpec, cfg: GenerateConfig) -> ShardResult:
     for ref in spec.refs:
         try:
             scn = src.load(ref)
+            contained(scn, ref, cfg.root)
         except CfpairError as exc:
             rejects.append(_reject(ref, None, "load_error", str(exc), exc))
             continue

@@ -191,6 +191,18 @@ def _gpkg(root: Path) -> Path:
     return next((root / "maps" / loc).glob("*/map.gpkg"))
 
 
+def test_containment_holds_for_a_relative_root(root: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rel = Path(root.name)
+    assert _load(rel) and not [o for o in _load(rel) if isinstance(o, Rejected)]
+    log = rel / "navsim_logs" / "mini" / LOG
+    (tmp_path / LOG).write_bytes(log.read_bytes())
+    log.unlink()
+    log.symlink_to(tmp_path / LOG)
+    assert "outside the dataset root" in _rejected(_load(rel), log)[0].reason
+
+
 def test_a_map_that_is_missing_unreadable_or_empty_is_a_reject(root: Path) -> None:
     from cfpair.sources.navsim_writer import write_gpkg
     from cfpair.sources.nuplan_map import load_map

@@ -180,3 +180,29 @@ def test_ctrl_c_mid_run_leaves_a_manifest_that_says_incomplete(tmp_path: Path,
     monkeypatch.setattr(p, "safe_process_shard", orig)
     summary = generate(_cfg(out))
     assert summary.shards_resumed == 2 and validate(out, recompute=False).ok
+
+
+def test_every_source_is_held_inside_its_root_by_the_run(tmp_path: Path) -> None:
+    """Whatever a source does, the run refuses a clip file or camera path outside the root
+    (here CARLA recordings: one symlinked out, one naming /etc/passwd as its camera)."""
+    from dataclasses import replace
+
+    from cfpair.sources.scenario_io import load_scenario, save_scenario
+
+    root = tmp_path / "carla"
+    shutil.copytree(EXAMPLES / "carla", root)
+    recs = sorted((root / "all").glob("*.npz"))
+    outside = tmp_path / "elsewhere.npz"
+    shutil.move(recs[0], outside)
+    recs[0].symlink_to(outside)
+    scn = load_scenario(recs[1])
+    save_scenario(replace(scn, sensors={"front": ("/etc/passwd",) * scn.n_steps}), recs[1])
+    out = tmp_path / "out"
+    summary = generate(GenerateConfig(source="carla", root=str(root), splits=("all",),
+                                      out=str(out), n_candidates=32, workers=1))
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    by_file = {Path(r["file"]).name: r for r in rejects if r["anchor"] is None}
+    assert "outside the dataset root" in by_file[recs[0].name]["detail"]
+    assert "/etc/passwd" in by_file[recs[1].name]["detail"]
+    assert summary.counts["rejects_by_reason"].get("internal_error", 0) == 0
+    assert summary.counts["pairs"] > 0

@@ -96,9 +96,9 @@ def _read_log_cached(path: str, root: str, size: int, mtime_ns: int) -> list[dic
                                      "are refused (sort the log)")
         last = int(ts)
         for key in ("log_name", "map_location"):
-            if not isinstance(fr[key], str):
-                raise DatasetFormatError(path, f"frame {i}: {key} must be a string, got "
-                                         f"{type(fr[key]).__name__}")
+            if not isinstance(fr[key], str) or len(fr[key]) > 256:
+                raise DatasetFormatError(path, f"frame {i}: {key} must be a string of at most "
+                                         f"256 characters, got {type(fr[key]).__name__}")
     return frames
 
 

@@ -34,17 +34,19 @@ _NAME = re.compile(r"^[A-Za-z0-9._@+=,-][A-Za-z0-9 ._@+=,-]{0,254}$")
 
 def root_of(root: str | Path) -> Path:
     """The resolved dataset root (symlinks in the root itself are the user's choice)."""
-    return Path(root).expanduser().resolve()
+    return Path(root).resolve()
 
 
 def inside(root: str | Path, path: str | Path, what: str = "file") -> Path:
-    """``path`` resolved (symlinks followed); an error naming it unless it lies under ``root``."""
+    """``path`` (absolute, or relative to the working directory like any path a source builds
+    from its root) resolved with every symlink followed; an error naming it unless it lies
+    under ``root``."""
     base = root_of(root)
     p = Path(path)
     if "\x00" in str(p):
         raise DatasetFormatError(p, f"{what} path contains a NUL byte")
     try:
-        real = (p if p.is_absolute() else base / p).resolve()
+        real = p.resolve()
     except (OSError, RuntimeError) as exc:  # symlink loops
         raise DatasetFormatError(p, f"cannot resolve {what} path ({exc})") from None
     if real != base and not real.is_relative_to(base):
@@ -78,7 +80,7 @@ def relative_inside(root: str | Path, rel: object, origin: str | Path, what: str
     """
     rel = check_relative(rel, origin, what)
     try:
-        real = inside(root, rel, what)
+        real = inside(root, Path(root) / rel, what)
     except DatasetFormatError as exc:
         raise DatasetFormatError(origin, f"{what} {rel[:200]!r}: {exc.reason}") from None
     return real.relative_to(root_of(root)).as_posix()
