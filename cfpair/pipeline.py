@@ -112,10 +112,20 @@ def check_types(cfg: GenerateConfig) -> None:
             raise ConfigError(f"{name} must be a whole number, got {type(v).__name__} {v!r}")
 
 
+#: the most scenes one split of one run may plan (memory stays bounded; use --limit)
+MAX_SCENES_PER_SPLIT = 5_000_000
+
+
 def _split_refs(src: ScenarioSource, split: str, limit: int | None) -> list[ScenarioRef]:
     """The refs of a split, at most ``limit``, without listing more than needed."""
     refs: Iterable[ScenarioRef] = iter_refs(src, split)
-    return list(itertools.islice(refs, limit) if limit is not None else refs)
+    if limit is not None and limit <= MAX_SCENES_PER_SPLIT:
+        return list(itertools.islice(refs, limit))
+    out = list(itertools.islice(refs, MAX_SCENES_PER_SPLIT + 1))
+    if len(out) > MAX_SCENES_PER_SPLIT:
+        raise ConfigError(f"split {split!r} has more than {MAX_SCENES_PER_SPLIT} scenes; "
+                          "run it in parts with --limit")
+    return out
 
 
 def plan(cfg: GenerateConfig) -> list[ShardSpec]:

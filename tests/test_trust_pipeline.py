@@ -123,12 +123,31 @@ def test_limit_must_be_a_whole_number(tmp_path: Path, value: object) -> None:
         plan(_cfg(tmp_path, limit=value))
 
 
-def test_a_huge_source_with_limit_1_lists_one_scene(tmp_path: Path) -> None:
-    started = time.perf_counter()
-    specs = plan(_cfg(tmp_path, source_options={"n_scenes": 10**12}, limit=1))
-    assert sum(len(s.refs) for s in specs) == 1 and time.perf_counter() - started < 5
+def test_a_huge_source_with_limit_1_lists_one_scene(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import cfpair.pipeline as p
+
+    for n in (10**12, 1e12):
+        started = time.perf_counter()
+        specs = plan(_cfg(tmp_path, source_options={"n_scenes": n}, limit=1))
+        assert sum(len(s.refs) for s in specs) == 1 and time.perf_counter() - started < 5
     with pytest.raises(ConfigError, match="n_scenes"):
-        plan(_cfg(tmp_path, source_options={"n_scenes": 1e12}, limit=1))
+        plan(_cfg(tmp_path, source_options={"n_scenes": 1.5}, limit=1))
+    monkeypatch.setattr(p, "MAX_SCENES_PER_SPLIT", 100)    # the real cap is 5M: too slow here
+    with pytest.raises(ConfigError, match="more than 100 scenes"):
+        plan(_cfg(tmp_path, source_options={"n_scenes": 10**12}))
+    res = _cli("generate", "-o", "n_scenes=1e12", "--limit", "1", "--split", "train",
+               "--candidates", "32", "--workers", "1", "--out", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["counts"]["scenes"] == 1
+
+
+def test_limit_true_in_a_toml_config_is_an_error(tmp_path: Path) -> None:
+    toml = tmp_path / "run.toml"
+    toml.write_text("limit = true\n")
+    res = _cli("generate", "--config", str(toml), "--out", str(tmp_path / "out"))
+    assert res.returncode == 2 and "limit must be a whole number" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
 
 
 def test_a_dying_worker_is_a_failed_shard_the_others_are_written(tmp_path: Path,

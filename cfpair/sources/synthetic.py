@@ -365,6 +365,8 @@ class SyntheticSource:
             raise ConfigError(f"unknown synthetic families {bad}; expected some of {FAMILIES}")
         if not 0.0 <= risky_share <= 1.0:
             raise ConfigError(f"risky_share must be in [0, 1], got {risky_share}")
+        if isinstance(n_scenes, float) and n_scenes.is_integer():
+            n_scenes = int(n_scenes)        # -o n_scenes=1e12 reads as a float
         if isinstance(n_scenes, bool) or not isinstance(n_scenes, int) or n_scenes < 1:
             raise ConfigError(f"n_scenes must be a whole number >= 1, got {n_scenes!r}")
         self.n_scenes = n_scenes
