@@ -225,3 +225,32 @@ def test_every_source_is_held_inside_its_root_by_the_run(tmp_path: Path) -> None
     assert "/etc/passwd" in by_file[recs[1].name]["detail"]
     assert summary.counts["rejects_by_reason"].get("internal_error", 0) == 0
     assert summary.counts["pairs"] > 0
+
+
+def test_no_internal_error_on_fresh_writer_samples_of_every_family(tmp_path: Path) -> None:
+    """The writers' output for 12 new synthetic scenes (every family) in both real layouts."""
+    from cfpair.sources.deepaccident_writer import write_deepaccident, write_split
+    from cfpair.sources.navsim_writer import write_gpkg, write_log
+    from cfpair.sources.synthetic import SyntheticSource
+
+    src = SyntheticSource(n_scenes=12, seed=77)
+    scenes = [src.load(ref) for ref in src.list("all")]
+    rows = []
+    for i, s in enumerate(scenes):
+        typ, name = "type1_subtype1_accident", f"Town04_type001_subtype0001_scenario{i:05d}"
+        write_deepaccident(s, tmp_path / "da", typ, name)
+        rows.append((typ, name))
+        loc = f"loc-{i}"
+        write_log(s, tmp_path / "nv" / "navsim_logs" / "mini" / f"{s.scenario_id}.pkl",
+                  location=loc)
+        write_gpkg(s, tmp_path / "nv" / "maps" / loc / "1.0" / "map.gpkg")
+    write_split(tmp_path / "da", "train", rows)
+    for source, root, split in (("deepaccident", "da", "train"), ("navsim", "nv", "mini")):
+        summary = generate(GenerateConfig(source=source, root=str(tmp_path / root),
+                                          splits=(split,), out=str(tmp_path / f"out-{root}"),
+                                          n_candidates=32, shard_size=6, workers=1,
+                                          max_anchors=2))
+        reasons = summary.counts["rejects_by_reason"]
+        assert reasons.get("internal_error", 0) == 0 and reasons.get("load_error", 0) == 0, (
+            (tmp_path / f"out-{root}" / "rejects.jsonl").read_text()[:2000])
+        assert summary.counts["scenes"] == 12 and summary.counts["pairs"] > 0
