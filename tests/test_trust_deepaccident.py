@@ -71,7 +71,7 @@ def _edit_row(path: Path, col: int, value: str) -> None:
 
 
 @pytest.mark.parametrize(("col", "value"), [
-    (4, "1e308"), (5, "1e308"), (6, "1e308"), (4, "0"), (5, "-2"), (7, "1e308"),
+    (4, "1e308"), (5, "1e308"), (6, "1e308"), (4, "0"), (5, "-2"), (6, "-1"), (7, "1e308"),
     (1, "1e308"), (2, "-1e300"), (4, "nan"), (7, "inf"), (10, "1.5"), (11, "many"),
     (0, "dragon")])
 def test_absurd_label_values_are_a_reject(root: Path, col: int, value: str) -> None:

@@ -107,9 +107,10 @@ def parse_label_file(path: Path, root: Path | None = None
         vals = [_float(v, path, i, name) for v, name in zip(
             tok[1:10], ("x", "y", "z", "length", "width", "height", "yaw", "vx", "vy"),
             strict=True)]
-        if not all(0 < v <= SIZE_MAX_M for v in vals[3:6]):
-            raise DatasetFormatError(path, f"box size must be in (0, {SIZE_MAX_M:g}] m, got "
-                                     f"{vals[3]} x {vals[4]} x {vals[5]}", i)
+        if not (0 < vals[3] <= SIZE_MAX_M and 0 < vals[4] <= SIZE_MAX_M
+                and 0 <= vals[5] <= SIZE_MAX_M):
+            raise DatasetFormatError(path, f"box size must be in (0, {SIZE_MAX_M:g}] m (height "
+                                     f"may be 0), got {vals[3]} x {vals[4]} x {vals[5]}", i)
         if max(abs(v) for v in vals[:3]) > LIDAR_RANGE_M or abs(vals[6]) > YAW_MAX_RAD:
             raise DatasetFormatError(path, f"position {vals[:3]} beyond {LIDAR_RANGE_M:g} m of "
                                      f"the sensor or yaw {vals[6]} beyond "
