@@ -3,14 +3,16 @@ local process pool or Dask.
 
 Work is cut into shards up front (per split, ``shard_size`` scenes each, in the source's
 order), so the output does not depend on how many workers run or in which order shards
-finish. Workers return Parquet bytes; only this process touches the output folder.
+finish. Workers return Parquet bytes; only this process touches the output folder, and only
+while it holds the folder's lock. Every exception inside one clip becomes a reject
+(:mod:`cfpair.rejects`); the manifest lists the planned shards before the first one and says
+``complete`` or ``incomplete`` at the end, however the run ends.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -24,13 +26,14 @@ from cfpair.counterfactual.candidates import build_candidates
 from cfpair.counterfactual.context import build_context
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
-from cfpair.errors import CfpairError, ConfigError, DatasetFormatError, SceneRejected, ShardError
+from cfpair.errors import CfpairError, ConfigError, SceneRejected, ShardError
 from cfpair.labels import rules
 from cfpair.labels.grounding import check_label
 from cfpair.labels.models import PairRecord, SafetyLabel
 from cfpair.lock import FolderLock
 from cfpair.metrics.pdms import score_candidates
 from cfpair.outdir import check_apart
+from cfpair.rejects import contained, internal, reject
 from cfpair.shards import (
     Manifest,
     atomic_write,
@@ -43,7 +46,6 @@ from cfpair.shards import (
     write_card,
     write_rejects,
 )
-from cfpair.sources import paths
 from cfpair.sources.base import ScenarioRef, ScenarioSource, get_source, iter_refs
 from cfpair.types import Scenario
 
@@ -140,40 +142,6 @@ def plan(cfg: GenerateConfig) -> list[ShardSpec]:
     return specs
 
 
-def _reject(ref: ScenarioRef, anchor: int | None, reason: str, detail: str,
-            exc: BaseException | None = None) -> dict[str, Any]:
-    """A reject entry naming the clip, the file (and line) where known, and why."""
-    entry = {"source": ref.source, "scenario_id": ref.scenario_id, "split": ref.split,
-             "anchor": anchor, "reason": reason, "detail": detail[:500],
-             "file": ref.path or None, "line": None}
-    if isinstance(exc, DatasetFormatError):
-        entry["file"], entry["line"] = str(exc.path), exc.line
-    return entry
-
-
-def _internal(ref: ScenarioRef, anchor: int | None, exc: BaseException) -> dict[str, Any]:
-    """A reject for an exception cfpair did not raise on purpose: a bug, counted loudly."""
-    tail = "".join(traceback.format_exception(exc)[-3:]).strip()
-    return _reject(ref, anchor, INTERNAL, f"{type(exc).__name__}: {exc} | {tail}"[:2000], exc)
-
-
-#: reject reason of an exception that is not a CfpairError (a bug; the summary shows it)
-INTERNAL = "internal_error"
-
-
-def contained(scn: Scenario, ref: ScenarioRef, root: str | None) -> None:
-    """Whatever a source did, the clip's file and camera paths stay inside the dataset root
-    (a DatasetFormatError naming the file otherwise)."""
-    if root is None:
-        return
-    if ref.path:
-        paths.inside(root, ref.path, "scenario file")
-    for cam, row in scn.sensors.items():
-        for p in dict.fromkeys(row):
-            if p:
-                paths.relative_inside(root, p, ref.path or ref.scenario_id, f"{cam} path")
-
-
 def pairs_of(scn: Scenario, ref: ScenarioRef, cfg: GenerateConfig, config_hash: str
              ) -> Iterator[PairRecord | dict[str, Any]]:
     """Unlabelled records of every anchor of one scenario, or reject entries."""
@@ -186,11 +154,11 @@ def pairs_of(scn: Scenario, ref: ScenarioRef, cfg: GenerateConfig, config_hash: 
             pair = make_pair(ctx, cands, scores)
             yield build_record(ctx, cands, pair, ref.split, cfg.seed, config_hash)
         except SceneRejected as exc:
-            yield _reject(ref, anchor, exc.reason, exc.detail, exc)
+            yield reject(ref, anchor, exc.reason, exc.detail, exc)
         except CfpairError as exc:
-            yield _reject(ref, anchor, "scene_error", str(exc), exc)
+            yield reject(ref, anchor, "scene_error", str(exc), exc)
         except Exception as exc:  # noqa: BLE001 - one bad clip never stops the run; counted
-            yield _internal(ref, anchor, exc)
+            yield internal(ref, anchor, exc)
 
 
 def _with_label(rec: PairRecord, lab: SafetyLabel | None, status: str, labeler: str,
@@ -250,13 +218,13 @@ def process_shard(spec: ShardSpec, cfg: GenerateConfig) -> ShardResult:
             scn = src.load(ref)
             contained(scn, ref, cfg.root)
         except CfpairError as exc:
-            rejects.append(_reject(ref, None, "load_error", str(exc), exc))
+            rejects.append(reject(ref, None, "load_error", str(exc), exc))
             continue
         except RecursionError as exc:   # deeply nested input: the file's fault, not a bug
-            rejects.append(_reject(ref, None, "load_error", f"nested too deeply ({exc})"))
+            rejects.append(reject(ref, None, "load_error", f"nested too deeply ({exc})"))
             continue
         except Exception as exc:  # noqa: BLE001 - one bad clip never stops the run; counted
-            rejects.append(_internal(ref, None, exc))
+            rejects.append(internal(ref, None, exc))
             continue
         for item in pairs_of(scn, ref, cfg, chash):
             if isinstance(item, dict):

@@ -9,7 +9,10 @@ Layout (Hugging Face hub convention)::
     out/data/<split>-<i>-of-<n>.parquet    zstd, one row per pair
 
 A shard exists only once its entry is in the manifest; files are written under a temporary
-name and renamed, and the manifest is replaced atomically after each shard.
+name and renamed, and the manifest is replaced atomically after each shard. The manifest also
+lists every planned shard, the run's status (running / complete / incomplete), each row's
+digest and a digest of itself (see :mod:`cfpair.integrity` for what validate checks with
+them). A write that fails (disk full) removes its temporary file and raises a ShardError.
 """
 
 from __future__ import annotations
