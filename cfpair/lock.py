@@ -56,9 +56,12 @@ class FolderLock:
             if not same:     # the holder removed it between our open and our flock: retry
                 os.close(fd)
                 continue
-            os.ftruncate(fd, 0)
-            os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
-                     .encode())
+            try:    # who holds it, for the message of a second writer (a full disk: none)
+                os.ftruncate(fd, 0)
+                os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
+                         .encode())
+            except OSError:
+                pass
             self._fd = fd
             return self
         raise ShardError(f"{self.path}: could not take the lock (it keeps changing)")

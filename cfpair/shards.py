@@ -140,13 +140,16 @@ def clean_tmp(out: Path) -> list[Path]:
     """Remove the temporary files a killed or failed run left in ``out`` and ``out/data``."""
     removed = []
     for folder in (out, out / "data"):
-        if not folder.is_dir():
-            continue
-        for p in folder.iterdir():
-            if p.name.startswith(".") and TMP_MARK in p.name and p.is_file() \
-                    and not p.is_symlink():
-                p.unlink(missing_ok=True)
-                removed.append(p)
+        try:
+            entries = list(folder.iterdir()) if folder.is_dir() else []
+            for p in entries:
+                if p.name.startswith(".") and TMP_MARK in p.name and p.is_file() \
+                        and not p.is_symlink():
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+        except OSError as exc:
+            raise ShardError(f"{folder}: cannot remove temporary files ({exc.strerror or exc})"
+                             ) from None
     return removed
 
 
