@@ -107,11 +107,15 @@ _INTS = ("limit", "seed", "n_candidates", "max_anchors", "shard_size", "workers"
 
 
 def check_types(cfg: GenerateConfig) -> None:
-    """Refuse booleans, floats and strings where the run needs a whole number."""
+    """Refuse booleans, floats and strings where the run needs a whole number, and anything
+    but a boolean for ``overwrite`` (the string "false" must never wipe a folder)."""
     for name in _INTS:
         v = getattr(cfg, name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
             raise ConfigError(f"{name} must be a whole number, got {type(v).__name__} {v!r}")
+    if not isinstance(cfg.overwrite, bool):
+        raise ConfigError(f"overwrite must be true or false, got {type(cfg.overwrite).__name__}"
+                          f" {cfg.overwrite!r}")
 
 
 #: the most scenes one split of one run may plan (memory stays bounded; use --limit)

@@ -254,3 +254,13 @@ def test_no_internal_error_on_fresh_writer_samples_of_every_family(tmp_path: Pat
         assert reasons.get("internal_error", 0) == 0 and reasons.get("load_error", 0) == 0, (
             (tmp_path / f"out-{root}" / "rejects.jsonl").read_text()[:2000])
         assert summary.counts["scenes"] == 12 and summary.counts["pairs"] > 0
+
+
+@pytest.mark.parametrize("value", ["false", "no", 0, 1])
+def test_overwrite_must_be_a_boolean(tmp_path: Path, value: object) -> None:
+    out = tmp_path / "out"
+    generate(_cfg(out))
+    before = sorted(p.name for p in (out / "data").iterdir())
+    with pytest.raises(ConfigError, match="overwrite must be true or false"):
+        generate(_cfg(out, seed=3, overwrite=value))
+    assert sorted(p.name for p in (out / "data").iterdir()) == before
