@@ -183,6 +183,11 @@ def generate(
                   f"({summary.seconds:.1f} s, {cfg.workers} {cfg.executor} workers)")
     table.add_row("output", str(summary.out.resolve()))
     Console().print(table)
+    internal = c["rejects_by_reason"].get("internal_error", 0)
+    if internal:
+        console.print(f"[bold red]{internal} scene/anchors hit an internal error: a cfpair bug, "
+                      "not bad input. See rejects.jsonl (reason internal_error) and please "
+                      "report it.[/bold red]")
 
 
 @app.command()
@@ -221,7 +226,9 @@ def validate(
                           highlight=False)
         if len(rep.findings) > show:
             console.print(f"... {len(rep.findings) - show} more (use --json)")
-        console.print("[green]valid[/green]" if rep.ok else "[red]INVALID[/red]")
+        console.print("[green]valid[/green]" if rep.ok else
+                      "[red]INVALID (incomplete run)[/red]" if rep.incomplete else
+                      "[red]INVALID[/red]")
     raise typer.Exit(0 if rep.ok else 1)
 
 
@@ -268,6 +275,8 @@ def export(
     split: str = typer.Option(None, help="comma-separated splits [default: all]"),
     limit: int = typer.Option(None, min=1, help="at most this many pairs per split"),
     pixels: int = typer.Option(448, min=64, help="size of the bird's-eye image"),
+    overwrite: bool = typer.Option(False, help="write into a non-empty folder that is not a "
+                                   "cfpair export (its other files are left alone)"),
 ) -> None:
     """Export pairs for TRL, LLaMA-Factory or verl (every row with an image)."""
     from cfpair.errors import CfpairError
@@ -275,7 +284,7 @@ def export(
 
     splits = [s.strip() for s in split.split(",") if s.strip()] if split else None
     try:
-        res = run(out, dest, fmt, images, data_root, splits, limit, pixels)
+        res = run(out, dest, fmt, images, data_root, splits, limit, pixels, overwrite)
     except (CfpairError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

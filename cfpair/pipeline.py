@@ -3,15 +3,18 @@ local process pool or Dask.
 
 Work is cut into shards up front (per split, ``shard_size`` scenes each, in the source's
 order), so the output does not depend on how many workers run or in which order shards
-finish. Workers return Parquet bytes; only this process touches the output folder.
+finish. Workers return Parquet bytes; only this process touches the output folder, and only
+while it holds the folder's lock. Every exception inside one clip becomes a reject
+(:mod:`cfpair.rejects`); the manifest lists the planned shards before the first one and says
+``complete`` or ``incomplete`` at the end, however the run ends.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
-import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -23,22 +26,27 @@ from cfpair.counterfactual.candidates import build_candidates
 from cfpair.counterfactual.context import build_context
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
-from cfpair.errors import CfpairError, SceneRejected
+from cfpair.errors import CfpairError, ConfigError, SceneRejected, ShardError
 from cfpair.labels import rules
 from cfpair.labels.grounding import check_label
 from cfpair.labels.models import PairRecord, SafetyLabel
+from cfpair.lock import FolderLock
 from cfpair.metrics.pdms import score_candidates
+from cfpair.outdir import check_apart
+from cfpair.rejects import contained, internal, reject
 from cfpair.shards import (
     Manifest,
     atomic_write,
+    clean_tmp,
     parquet_bytes,
+    row_digests,
     sha256,
     shard_name,
     table_of,
     write_card,
     write_rejects,
 )
-from cfpair.sources.base import ScenarioRef, ScenarioSource, get_source
+from cfpair.sources.base import ScenarioRef, ScenarioSource, get_source, iter_refs
 from cfpair.types import Scenario
 
 
@@ -72,11 +80,13 @@ class ShardResult:
     contradictions: dict[str, int]
     seconds: float
     llm: dict[str, float] = field(default_factory=dict)
+    row_sha256: list[str] = field(default_factory=list)
 
     def entry(self) -> dict[str, Any]:
         """The manifest entry (without the bytes)."""
         return {"split": self.split, "rows": self.rows, "scenes": self.scenes,
                 "sha256": sha256(self.data), "bytes": len(self.data), "rejects": self.rejects,
+                "row_sha256": self.row_sha256,
                 "labels_by_labeler": self.labels_by_labeler, "label_status": self.label_status,
                 "contradictions": self.contradictions, "llm": self.llm}
 
@@ -92,21 +102,48 @@ def _source(cfg: GenerateConfig) -> ScenarioSource:
     return _SOURCES[key]
 
 
+#: config fields that must be whole numbers (``limit = true`` is an error, not 1)
+_INTS = ("limit", "seed", "n_candidates", "max_anchors", "shard_size", "workers")
+
+
+def check_types(cfg: GenerateConfig) -> None:
+    """Refuse booleans, floats and strings where the run needs a whole number, and anything
+    but a boolean for ``overwrite`` (the string "false" must never wipe a folder)."""
+    for name in _INTS:
+        v = getattr(cfg, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise ConfigError(f"{name} must be a whole number, got {type(v).__name__} {v!r}")
+    if not isinstance(cfg.overwrite, bool):
+        raise ConfigError(f"overwrite must be true or false, got {type(cfg.overwrite).__name__}"
+                          f" {cfg.overwrite!r}")
+
+
+#: the most scenes one split of one run may plan (memory stays bounded; use --limit)
+MAX_SCENES_PER_SPLIT = 5_000_000
+
+
+def _split_refs(src: ScenarioSource, split: str, limit: int | None) -> list[ScenarioRef]:
+    """The refs of a split, at most ``limit``, without listing more than needed."""
+    refs: Iterable[ScenarioRef] = iter_refs(src, split)
+    if limit is not None and limit <= MAX_SCENES_PER_SPLIT:
+        return list(itertools.islice(refs, limit))
+    out = list(itertools.islice(refs, MAX_SCENES_PER_SPLIT + 1))
+    if len(out) > MAX_SCENES_PER_SPLIT:
+        raise ConfigError(f"split {split!r} has more than {MAX_SCENES_PER_SPLIT} scenes; "
+                          "run it in parts with --limit")
+    return out
+
+
 def plan(cfg: GenerateConfig) -> list[ShardSpec]:
     """All shards of the run, in order."""
+    check_types(cfg)
     src = _source(cfg)
     specs = []
     for split in cfg.splits:
-        refs = src.list(split)
-        refs = refs[: cfg.limit] if cfg.limit is not None else refs
+        refs = _split_refs(src, split, cfg.limit)
         chunks = [refs[i:i + cfg.shard_size] for i in range(0, len(refs), cfg.shard_size)]
         specs += [ShardSpec(split, i, len(chunks), tuple(c)) for i, c in enumerate(chunks)]
     return specs
-
-
-def _reject(ref: ScenarioRef, anchor: int | None, reason: str, detail: str) -> dict[str, Any]:
-    return {"source": ref.source, "scenario_id": ref.scenario_id, "split": ref.split,
-            "anchor": anchor, "reason": reason, "detail": detail[:500]}
 
 
 def pairs_of(scn: Scenario, ref: ScenarioRef, cfg: GenerateConfig, config_hash: str
@@ -121,11 +158,11 @@ def pairs_of(scn: Scenario, ref: ScenarioRef, cfg: GenerateConfig, config_hash: 
             pair = make_pair(ctx, cands, scores)
             yield build_record(ctx, cands, pair, ref.split, cfg.seed, config_hash)
         except SceneRejected as exc:
-            yield _reject(ref, anchor, exc.reason, exc.detail)
+            yield reject(ref, anchor, exc.reason, exc.detail, exc)
+        except CfpairError as exc:
+            yield reject(ref, anchor, "scene_error", str(exc), exc)
         except Exception as exc:  # noqa: BLE001 - one bad clip never stops the run; counted
-            yield _reject(ref, anchor, "internal_error",
-                          f"{type(exc).__name__}: {exc} | "
-                          + "".join(traceback.format_exception(exc)[-2:]).strip())
+            yield internal(ref, anchor, exc)
 
 
 def _with_label(rec: PairRecord, lab: SafetyLabel | None, status: str, labeler: str,
@@ -183,8 +220,15 @@ def process_shard(spec: ShardSpec, cfg: GenerateConfig) -> ShardResult:
     for ref in spec.refs:
         try:
             scn = src.load(ref)
+            contained(scn, ref, cfg.root)
         except CfpairError as exc:
-            rejects.append(_reject(ref, None, "load_error", str(exc)))
+            rejects.append(reject(ref, None, "load_error", str(exc), exc))
+            continue
+        except RecursionError as exc:   # deeply nested input: the file's fault, not a bug
+            rejects.append(reject(ref, None, "load_error", f"nested too deeply ({exc})"))
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad clip never stops the run; counted
+            rejects.append(internal(ref, None, exc))
             continue
         for item in pairs_of(scn, ref, cfg, chash):
             if isinstance(item, dict):
@@ -192,10 +236,29 @@ def process_shard(spec: ShardSpec, cfg: GenerateConfig) -> ShardResult:
             else:
                 records.append(item)
     records, llm = label_records(records, cfg, counts)
-    data = parquet_bytes(table_of(records))
+    table = table_of(records)
+    data = parquet_bytes(table)
     return ShardResult(spec.name, spec.split, data, len(records), len(spec.refs), rejects,
                        dict(counts["labels_by_labeler"]), dict(counts["label_status"]),
-                       dict(counts["contradictions"]), time.perf_counter() - started, llm)
+                       dict(counts["contradictions"]), time.perf_counter() - started, llm,
+                       row_digests(table))
+
+
+@dataclass(frozen=True)
+class ShardFailure:
+    """A shard whose worker raised or died: the run goes on, the manifest says incomplete."""
+
+    name: str
+    scenes: int
+    error: str
+
+
+def safe_process_shard(spec: ShardSpec, cfg: GenerateConfig) -> ShardResult | ShardFailure:
+    """:func:`process_shard` that returns, never raises: only plain data crosses processes."""
+    try:
+        return process_shard(spec, cfg)
+    except Exception as exc:  # noqa: BLE001 - reported as a failed shard, never lost
+        return ShardFailure(spec.name, len(spec.refs), f"{type(exc).__name__}: {exc}"[:1000])
 
 
 @dataclass
@@ -219,28 +282,43 @@ class RunSummary:
 Callback = Callable[[ShardResult | None, int], None]
 
 
+Outcome = ShardResult | ShardFailure
+
+
 def _bounded(submit: Callable[[ShardSpec], Any], specs: list[ShardSpec], limit: int,
              wait_one: Callable[[set[Any]], tuple[set[Any], set[Any]]]
-             ) -> Iterator[ShardResult]:
-    """Keep at most ``limit`` shards in flight; yield results as they finish."""
+             ) -> Iterator[Outcome]:
+    """Keep at most ``limit`` shards in flight; yield outcomes as they finish. A worker that
+    dies (or a pool that breaks) yields a ShardFailure for each shard it takes down."""
     todo = list(reversed(specs))
-    running: set[Any] = set()
+    running: dict[Any, ShardSpec] = {}
     while todo or running:
         while todo and len(running) < limit:
-            running.add(submit(todo.pop()))
-        done, running = wait_one(running)
+            spec = todo.pop()
+            try:
+                running[submit(spec)] = spec
+            except Exception as exc:  # noqa: BLE001 - a broken pool refuses new work
+                yield ShardFailure(spec.name, len(spec.refs), f"{type(exc).__name__}: {exc}")
+        if not running:
+            continue
+        done, _ = wait_one(set(running))
         for fut in done:
-            yield fut.result()
+            spec = running.pop(fut)
+            try:
+                yield fut.result()
+            except Exception as exc:  # noqa: BLE001 - the worker died: the shard failed
+                yield ShardFailure(spec.name, len(spec.refs),
+                                   f"{type(exc).__name__}: {exc}"[:1000])
 
 
-def _run_local(specs: list[ShardSpec], cfg: GenerateConfig) -> Iterator[ShardResult]:
+def _run_local(specs: list[ShardSpec], cfg: GenerateConfig) -> Iterator[Outcome]:
     if cfg.workers == 1:
         for spec in specs:
-            yield process_shard(spec, cfg)
+            yield safe_process_shard(spec, cfg)
         return
     with ProcessPoolExecutor(max_workers=cfg.workers,
                              mp_context=get_context("forkserver")) as pool:
-        yield from _bounded(lambda s: pool.submit(process_shard, s, cfg), specs,
+        yield from _bounded(lambda s: pool.submit(safe_process_shard, s, cfg), specs,
                             2 * cfg.workers,
                             lambda fs: _as_sets(wait(fs, return_when=FIRST_COMPLETED)))
 
@@ -249,7 +327,7 @@ def _as_sets(res: Any) -> tuple[set[Future], set[Future]]:
     return set(res.done), set(res.not_done)
 
 
-def _run_dask(specs: list[ShardSpec], cfg: GenerateConfig) -> Iterator[ShardResult]:
+def _run_dask(specs: list[ShardSpec], cfg: GenerateConfig) -> Iterator[Outcome]:
     try:
         from dask.distributed import Client, LocalCluster
         from dask.distributed import wait as dask_wait
@@ -264,7 +342,8 @@ def _run_dask(specs: list[ShardSpec], cfg: GenerateConfig) -> Iterator[ShardResu
                                dashboard_address=None, processes=True)
         client = Client(cluster)
     try:
-        yield from _bounded(lambda s: client.submit(process_shard, s, cfg, pure=False), specs,
+        yield from _bounded(lambda s: client.submit(safe_process_shard, s, cfg,
+                                                  pure=False), specs,
                             2 * cfg.workers,
                             lambda fs: _as_sets(dask_wait(list(fs), return_when="FIRST_COMPLETED")))
     finally:
@@ -274,26 +353,50 @@ def _run_dask(specs: list[ShardSpec], cfg: GenerateConfig) -> Iterator[ShardResu
 
 
 def generate(cfg: GenerateConfig, on_progress: Callback | None = None) -> RunSummary:
-    """Run (or resume) a generation into ``cfg.out``."""
+    """Run (or resume) a generation into ``cfg.out``.
+
+    The folder is locked for the run (a second writer fails fast); temporary files of an earlier
+    killed or failed run are removed; the manifest is written before the first shard (listing
+    every planned shard), after each one and at the end, also when the run stops on an error.
+    A shard whose worker failed is recorded and the others go on; the run then ends with a
+    ShardError naming it, and the manifest says ``incomplete`` (a re-run retries it).
+    """
     started = time.perf_counter()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.open(out, cfg.content(), cfg.hash(), cfg.overwrite)
+    if cfg.root is not None:
+        check_apart(out, cfg.root, "--out", "dataset root")
     specs = plan(cfg)
-    todo = [s for s in specs if not manifest.done(s.name)]
-    resumed = len(specs) - len(todo)
-    if on_progress:
-        on_progress(None, sum(len(s.refs) for s in specs if manifest.done(s.name)))
-    runner = _run_dask if cfg.executor == "dask" else _run_local
-    scenes = 0
-    for res in runner(todo, cfg):
-        atomic_write(out / res.name, res.data)
-        manifest.add(res.name, res.entry())
-        scenes += res.scenes
+    with FolderLock(out, "--out folder"):
+        clean_tmp(out)
+        manifest = Manifest.open(out, cfg.content(), cfg.hash(), cfg.overwrite)
+        todo = [s for s in specs if not manifest.done(s.name)]
+        resumed = len(specs) - len(todo)
+        manifest.plan({s.name: len(s.refs) for s in specs})
         if on_progress:
-            on_progress(res, res.scenes)
-    manifest.save()
-    write_rejects(out, manifest)
-    write_card(out, manifest)
+            on_progress(None, sum(len(s.refs) for s in specs if s not in todo))
+        runner = _run_dask if cfg.executor == "dask" else _run_local
+        scenes = 0
+        failed: dict[str, str] = {}
+        try:
+            for res in runner(todo, cfg):
+                if isinstance(res, ShardFailure):
+                    failed[res.name] = res.error
+                    if on_progress:
+                        on_progress(None, res.scenes)
+                    continue
+                atomic_write(out / res.name, res.data)
+                manifest.add(res.name, res.entry())
+                scenes += res.scenes
+                if on_progress:
+                    on_progress(res, res.scenes)
+        finally:
+            manifest.finish(failed)
+            write_rejects(out, manifest)
+            write_card(out, manifest)
+    if failed:
+        names = ", ".join(f"{k} ({v})" for k, v in sorted(failed.items())[:3])
+        raise ShardError(f"{len(failed)} of {len(specs)} shards failed: {names}; the others "
+                         f"are written and {out}/manifest.json says incomplete - run the same "
+                         "command again to retry them")
     counts = dict(manifest.data["counts"], scenes_this_run=scenes)
     return RunSummary(out, len(specs), len(todo), resumed, time.perf_counter() - started, counts)

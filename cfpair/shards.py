@@ -9,14 +9,19 @@ Layout (Hugging Face hub convention)::
     out/data/<split>-<i>-of-<n>.parquet    zstd, one row per pair
 
 A shard exists only once its entry is in the manifest; files are written under a temporary
-name and renamed, and the manifest is replaced atomically after each shard.
+name and renamed, and the manifest is replaced atomically after each shard. The manifest also
+lists every planned shard, the run's status (running / complete / incomplete), each row's
+digest and a digest of itself (see :mod:`cfpair.integrity` for what validate checks with
+them). A write that fails (disk full) removes its temporary file and raises a ShardError.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import types
 import typing
 from enum import Enum
@@ -30,9 +35,12 @@ from pydantic import BaseModel
 from cfpair import __version__
 from cfpair.errors import ShardError
 from cfpair.labels.models import SCHEMA_VERSION, PairRecord
+from cfpair.outdir import foreign_in_run, read_record, refuse_foreign, remove_listed
 
 FORMAT = "cfpair-pairs/1"
 ROW_GROUP = 256
+TMP_MARK = ".tmp-"
+_SHARD_NAME = re.compile(r"data/[A-Za-z0-9_.-]+-\d{5}-of-\d{5}\.parquet")
 
 
 def _arrow(annotation: Any) -> tuple[pa.DataType, bool]:
@@ -100,14 +108,70 @@ def sha256(data: bytes) -> str:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary name in the same folder, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write ``data`` to a temporary name in the same folder, fsync, then rename over ``path``.
+
+    Any OS error (disk full, permissions, read-only file system) removes the temporary file and
+    is raised as a ShardError naming the file; nothing half-written is left under ``path``.
+    """
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            _write_all(fh, data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        full = " - the disk is full; free space and run again (finished shards are kept)" \
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        raise ShardError(f"{path}: cannot write ({exc.strerror or exc}){full}") from None
+
+
+def _write_all(fh: Any, data: bytes) -> None:
+    """The one place bytes reach the disk (tests inject faults here)."""
+    fh.write(data)
+
+
+def clean_tmp(out: Path) -> list[Path]:
+    """Remove the temporary files a killed or failed run left in ``out`` and ``out/data``."""
+    removed = []
+    for folder in (out, out / "data"):
+        try:
+            entries = list(folder.iterdir()) if folder.is_dir() else []
+            for p in entries:
+                if p.name.startswith(".") and TMP_MARK in p.name and p.is_file() \
+                        and not p.is_symlink():
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+        except OSError as exc:
+            raise ShardError(f"{folder}: cannot remove temporary files ({exc.strerror or exc})"
+                             ) from None
+    return removed
+
+
+def row_digests(table: pa.Table) -> list[str]:
+    """sha256 (first 16 hex digits) of each row's canonical JSON: an edit of any field of a
+    row, or a change of a column's type, changes its digest."""
+    return [hashlib.sha256(json.dumps(r, sort_keys=True, separators=(",", ":"),
+                                      default=str).encode()).hexdigest()[:16]
+            for r in table.to_pylist()]
+
+
+def manifest_digest(data: dict[str, Any]) -> str:
+    """sha256 of a manifest's canonical JSON without its own ``digest`` field."""
+    body = {k: v for k, v in data.items() if k != "digest"}
+    return sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+
+
+def entry_ok(entry: Any) -> bool:
+    """Does a manifest shard entry have the fields and types cfpair writes?"""
+    return isinstance(entry, dict) and all(
+        isinstance(entry.get(k), t) and not isinstance(entry.get(k), bool) for k, t in (
+            ("rows", int), ("scenes", int), ("sha256", str), ("split", str), ("rejects", list)))
 
 
 def shard_name(split: str, index: int, total: int) -> str:
@@ -116,50 +180,77 @@ def shard_name(split: str, index: int, total: int) -> str:
 
 
 class Manifest:
-    """manifest.json: what has been written, under which config."""
+    """manifest.json: what has been written, under which config, and whether the run finished.
+
+    ``planned`` lists every shard of the run (name -> scenes) and is written before the first
+    shard; ``status`` is ``running`` until the run ends, then ``complete`` (every planned shard
+    written) or ``incomplete``; ``failed`` names shards whose worker failed; ``digest`` is the
+    sha256 of the rest, so a hand edit of the manifest is detected.
+    """
 
     def __init__(self, out: Path, config: dict[str, Any], config_hash: str) -> None:
         self.out = out
         self.path = out / "manifest.json"
         self.data: dict[str, Any] = {"format": FORMAT, "cfpair_version": __version__,
                                      "schema_version": SCHEMA_VERSION, "config": config,
-                                     "config_hash": config_hash, "shards": {}, "counts": {}}
+                                     "config_hash": config_hash, "status": "running",
+                                     "planned": {}, "failed": {}, "shards": {}, "counts": {}}
 
     @classmethod
     def open(cls, out: Path, config: dict[str, Any], config_hash: str, overwrite: bool
              ) -> Manifest:
-        """Resume a matching run, refuse a different config unless ``overwrite``."""
+        """Resume a matching run, refuse a different config unless ``overwrite`` (which removes
+        only the files the previous run recorded); refuse files cfpair did not write."""
         man = cls(out, config, config_hash)
-        if man.path.exists():
-            try:
-                old = json.loads(man.path.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise ShardError(f"{man.path}: unreadable manifest ({exc}); use --overwrite "
-                                 "to start again") from None
+        old = read_record(man.path, "format", FORMAT)
+        shards = old.get("shards", {}) if old else {}
+        planned = old.get("planned", {}) if old else {}
+        if not isinstance(shards, dict) or not isinstance(planned, dict) or not all(
+                isinstance(v, dict) for v in shards.values()):
+            raise ShardError(f"{man.path}: malformed manifest ('shards' and 'planned' must map "
+                             "shard names to entries); move the folder away or choose another "
+                             "--out")
+        owned = {n for n in set(shards) | set(planned) if _SHARD_NAME.fullmatch(str(n))}
+        refuse_foreign(out, foreign_in_run(out, owned, old is not None))
+        if old is not None:
             if old.get("config_hash") != config_hash and not overwrite:
                 raise ShardError(
                     f"{out} holds a run with another config (hash {old.get('config_hash')}, "
                     f"this run {config_hash}); refusing to mix them. Use another --out or "
                     "--overwrite to replace it.")
             if old.get("config_hash") == config_hash and not overwrite:
-                man.data["shards"] = old.get("shards", {})
-        if overwrite:
-            for p in sorted((out / "data").glob("*.parquet")) if (out / "data").exists() else []:
-                p.unlink()
-            for name in ("manifest.json", "rejects.jsonl", "README.md"):
-                (out / name).unlink(missing_ok=True)
-        elif not man.path.exists() and (out / "data").exists() and any(
-                (out / "data").glob("*.parquet")):
-            raise ShardError(f"{out}/data has shards but no manifest.json; use --overwrite")
+                man.data["shards"] = {k: v for k, v in shards.items()
+                                      if k in owned and entry_ok(v)}
+            if overwrite:
+                remove_listed(out, sorted(owned) + ["rejects.jsonl", "README.md",
+                                                    "manifest.json"])
+        elif overwrite:
+            remove_listed(out, ["rejects.jsonl", "README.md"])
         return man
+
+    def plan(self, planned: dict[str, int]) -> None:
+        """Record every shard of the run before the first one is written."""
+        self.data["planned"] = dict(sorted(planned.items()))
+        self.data["status"] = "running"
+        self.data["failed"] = {}
+        self.save()
+
+    def finish(self, failed: dict[str, str]) -> str:
+        """Record how the run ended: ``complete`` or ``incomplete``; returns the status."""
+        missing = set(self.data["planned"]) - set(self.data["shards"])
+        self.data["failed"] = dict(sorted(failed.items()))
+        self.data["status"] = "incomplete" if missing or failed else "complete"
+        self.save()
+        return str(self.data["status"])
 
     def done(self, name: str) -> bool:
         """Is this shard complete (entry present, file there with the recorded checksum)?"""
         entry = self.data["shards"].get(name)
-        if entry is None:
+        if not isinstance(entry, dict):
             return False
         path = self.out / name
-        return path.exists() and sha256(path.read_bytes()) == entry["sha256"]
+        return path.is_file() and not path.is_symlink() and \
+            sha256(path.read_bytes()) == entry.get("sha256")
 
     def add(self, name: str, entry: dict[str, Any]) -> None:
         """Record a finished shard and rewrite manifest.json atomically."""
@@ -191,6 +282,7 @@ class Manifest:
             counts["llm"]["cost_usd"] = round(counts["llm"]["cost_usd"], 8)
         self.data["counts"] = counts
         self.data["shards"] = dict(sorted(shards.items()))
+        self.data["digest"] = manifest_digest(self.data)
         atomic_write(self.path, (json.dumps(self.data, indent=1, sort_keys=True) + "\n").encode())
 
 

@@ -26,6 +26,32 @@ AGENT_CLASSES = ("vehicle", "pedestrian", "cyclist", "motorcycle", "truck", "bus
                  "unknown")
 
 
+#: Plausibility bounds: a value outside them is not a measurement, it is a broken file.
+#: Coordinates (m, any world frame: UTM northings reach 1e7), speeds (m/s, 432 km/h),
+#: box sizes (m; long barriers and articulated trucks included), raw yaw (rad, before any
+#: wrapping: a yaw of 1e308 must never be wrapped into a plausible angle).
+COORD_MAX_M = 2.0e7
+SPEED_MAX_MPS = 120.0
+SIZE_MAX_M = 100.0
+EGO_SIZE_MAX_M = 30.0
+YAW_MAX_RAD = 4 * np.pi
+#: time step bounds (s) and the most steps one scenario may have
+DT_RANGE_S = (1e-3, 10.0)
+MAX_STEPS = 100_000
+
+
+def check_bounds(name: str, arr: Any, limit: float, valid: Any = None) -> None:
+    """ShapeError unless every (valid) value is finite and ``abs(value) <= limit``."""
+    a = np.asarray(arr, dtype=np.float64)
+    if valid is not None:
+        a = a[np.asarray(valid, bool)]
+    if a.size and not (np.all(np.isfinite(a)) and float(np.max(np.abs(a))) <= limit):
+        worst = a[~np.isfinite(a)][:1] if not np.all(np.isfinite(a)) else a[
+            np.argmax(np.abs(a))]
+        raise ShapeError(f"{name} = {float(np.ravel(worst)[0]):.6g} is not plausible (expected "
+                         f"finite and within +-{limit:g})")
+
+
 def _f64(a: Any) -> F64:
     return np.asarray(a, dtype=np.float64)
 
@@ -33,6 +59,13 @@ def _f64(a: Any) -> F64:
 def _check_finite_where_valid(name: str, arr: F64, valid: Bool) -> None:
     if not np.all(np.isfinite(arr[valid])):
         raise ShapeError(f"{name} has NaN/inf at valid samples; mark missing data invalid")
+
+
+def _check_plausible(owner: str, x: F64, y: F64, yaw: F64, speed: F64, valid: Bool) -> None:
+    check_bounds(f"{owner}.x", x, COORD_MAX_M, valid)
+    check_bounds(f"{owner}.y", y, COORD_MAX_M, valid)
+    check_bounds(f"{owner}.yaw", yaw, YAW_MAX_RAD, valid)
+    check_bounds(f"{owner} speed", speed, SPEED_MAX_MPS, valid)
 
 
 @dataclass(frozen=True)
@@ -99,6 +132,7 @@ class Trajectory:
             raise ShapeError("Trajectory.t must be strictly increasing")
         for name in ("x", "y", "yaw", "vx", "vy"):
             _check_finite_where_valid(f"Trajectory.{name}", getattr(self, name), self.valid)
+        _check_plausible("Trajectory", self.x, self.y, self.yaw, self.speed, self.valid)
         return self
 
     def to_frame(self, origin_x: float, origin_y: float, origin_yaw: float) -> Trajectory:
@@ -177,6 +211,10 @@ class AgentTracks:
             raise ShapeError("AgentTracks.length/width must be finite and > 0")
         for name in ("x", "y", "yaw", "vx", "vy"):
             _check_finite_where_valid(f"AgentTracks.{name}", getattr(self, name), self.valid)
+        check_bounds("AgentTracks.length", self.length, SIZE_MAX_M)
+        check_bounds("AgentTracks.width", self.width, SIZE_MAX_M)
+        _check_plausible("AgentTracks", self.x, self.y, self.yaw,
+                         np.hypot(self.vx, self.vy), self.valid)
         return self
 
     def to_frame(self, origin_x: float, origin_y: float, origin_yaw: float) -> AgentTracks:
@@ -221,6 +259,7 @@ class MapGeometry:
                                      f"got {p.shape}")
                 if not np.all(np.isfinite(p)):
                     raise ShapeError(f"MapGeometry.{kind}[{i}] has NaN/inf vertices")
+                check_bounds(f"MapGeometry.{kind}[{i}] vertex", p, COORD_MAX_M)
         if self.on_route.shape != (len(self.centerlines),):
             raise ShapeError("MapGeometry.on_route must have one flag per centerline")
         if self.lane_ids and len(self.lane_ids) != len(self.centerlines):
@@ -286,8 +325,14 @@ class Scenario:
             raise ShapeError(f"Scenario.dt={self.dt} does not match the time grid")
         if any(a < 0 or a >= self.n_steps for a in self.anchors):
             raise ShapeError(f"Scenario.anchors {self.anchors} outside 0..{self.n_steps - 1}")
-        if min(self.ego_length, self.ego_width) <= 0:
-            raise ShapeError("Scenario ego size must be > 0")
+        if self.n_steps > MAX_STEPS:
+            raise ShapeError(f"Scenario has {self.n_steps} steps, more than {MAX_STEPS}")
+        if not DT_RANGE_S[0] <= self.dt <= DT_RANGE_S[1]:
+            raise ShapeError(f"Scenario.dt={self.dt} s outside {DT_RANGE_S}")
+        sizes = (self.ego_length, self.ego_width, self.ego_rear_to_center)
+        if not all(np.isfinite(sizes)) or min(self.ego_length, self.ego_width) <= 0:
+            raise ShapeError("Scenario ego size must be finite and > 0")
+        check_bounds("Scenario.ego_length/width/rear_to_center", sizes, EGO_SIZE_MAX_M)
         for cam, paths in self.sensors.items():
             if len(paths) != self.n_steps:
                 raise ShapeError(f"Scenario.sensors[{cam!r}] must have one path per step")

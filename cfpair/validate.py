@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from cfpair import integrity
 from cfpair.counterfactual.rebuild import ROLES, recompute_facts
 from cfpair.labels.grounding import check_label
 from cfpair.labels.models import Facts, PairRecord, Trajectory
@@ -27,7 +28,7 @@ from cfpair.shards import sha256
 
 CHECKS = ("manifest", "shard_missing", "unlisted_shard", "checksum", "unreadable", "row_count",
           "counts", "foreign_config", "schema", "duplicate_id", "label", "pair", "kinematics",
-          "facts")
+          "facts") + integrity.CHECKS
 #: absolute tolerances of recomputed numeric facts
 TOLERANCES = {"first_conflict_time_s": 0.05, "min_ttc_s": 0.05, "min_distance_m": 0.05,
               "progress_m": 0.1, "nc": 1e-6, "dac": 1e-6, "ttc": 1e-6, "ep": 0.01,
@@ -64,6 +65,11 @@ class Report:
         """No errors (warnings allowed)."""
         return not any(f.severity == "error" for f in self.findings)
 
+    @property
+    def incomplete(self) -> bool:
+        """The run did not finish (or did not record that it did)."""
+        return any(f.check == "incomplete" for f in self.findings)
+
     def add(self, check: str, where: str, message: str, severity: str = "error") -> None:
         """Record a finding."""
         self.findings.append(Finding(check, where, message, severity))
@@ -77,7 +83,8 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         """Machine-readable report."""
-        return {"out": self.out, "ok": self.ok, "shards": self.shards, "rows": self.rows,
+        return {"out": self.out, "ok": self.ok, "incomplete": self.incomplete,
+                "shards": self.shards, "rows": self.rows,
                 "checks": self.by_check(), "findings": [asdict(f) for f in self.findings]}
 
 
@@ -167,18 +174,71 @@ def _check_record(rep: Report, rec: PairRecord, where: str, config_hash: str | N
             rep.add("facts", where, f"{role}: {msg}", "warning")
 
 
+def _read_manifest(rep: Report, man_path: Path) -> tuple[Any, dict[str, Any], str | None]:
+    """(manifest, usable shard entries, config hash); findings for what is wrong."""
+    try:
+        man = json.loads(man_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        rep.add("manifest", str(man_path), f"expected a cfpair manifest.json ({exc})")
+        return {}, {}, None
+    shards, config_hash = integrity.check_manifest(rep, man, str(man_path))
+    integrity.check_complete(rep, man, shards, str(man_path))
+    return (man if isinstance(man, dict) else {}), shards, config_hash
+
+
+def _check_shard(rep: Report, out: Path, name: str, entry: dict[str, Any], man: dict[str, Any],
+                 config_hash: str | None, recompute: bool, seen: dict[str, str]) -> int:
+    """All checks of one listed shard; the number of rows read."""
+    path = out / name
+    if not path.is_file():
+        rep.add("shard_missing", name, f"listed in the manifest ({entry.get('rows')} rows) "
+                "but not on disk")
+        return 0
+    rep.shards += 1
+    data = path.read_bytes()
+    digest = sha256(data)
+    if digest != entry.get("sha256"):
+        rep.add("checksum", name, f"sha256 {digest[:16]}..., the manifest says "
+                f"{str(entry.get('sha256'))[:16]}...")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - any Arrow error means unreadable
+        rep.add("unreadable", name, f"not a readable Parquet file ({exc})")
+        return 0
+    if table.num_rows != entry.get("rows"):
+        rep.add("row_count", name, f"{table.num_rows} rows, the manifest says "
+                f"{entry.get('rows')}")
+    integrity.check_schema(rep, table.schema, name)
+    integrity.check_rows(rep, table, entry, name)
+    split = integrity.SHARD_NAME.fullmatch(name)
+    recs = []
+    for i, row in enumerate(table.to_pylist()):
+        where = f"{name}:{i}"
+        try:
+            rec = PairRecord.model_validate(row)
+        except ValidationError as exc:
+            errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                             for e in exc.errors()[:3])
+            rep.add("schema", where, f"does not match the record schema: {errs}")
+            continue
+        recs.append(rec)
+        where = f"{where} ({rec.pair_id})"
+        if rec.pair_id in seen:
+            rep.add("duplicate_id", where, f"pair id also at {seen[rec.pair_id]}")
+        seen.setdefault(rec.pair_id, where)
+        integrity.check_provenance(rep, rec, where, man, split["split"] if split else "")
+        _check_record(rep, rec, where, config_hash, recompute)
+    integrity.check_counts(rep, recs, entry, name)
+    return table.num_rows
+
+
 def validate(out: str | Path, recompute: bool = True) -> Report:
-    """Validate an output folder written by ``cfpair generate``."""
+    """Validate an output folder written by ``cfpair generate``; never raises on what the
+    folder holds (every problem is a finding)."""
     out = Path(out)
     rep = Report(str(out))
     man_path = out / "manifest.json"
-    try:
-        man = json.loads(man_path.read_text())
-        shards: dict[str, Any] = man["shards"]
-        config_hash: str | None = man["config_hash"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        rep.add("manifest", str(man_path), f"expected a cfpair manifest.json ({exc})")
-        shards, config_hash, man = {}, None, {}
+    man, shards, config_hash = _read_manifest(rep, man_path)
     on_disk = {str(p.relative_to(out)) for p in (out / "data").glob("*.parquet")} \
         if (out / "data").is_dir() else set()
     for name in sorted(on_disk - set(shards)):
@@ -186,42 +246,13 @@ def validate(out: str | Path, recompute: bool = True) -> Report:
     seen: dict[str, str] = {}
     rows_total = 0
     for name, entry in sorted(shards.items()):
-        path = out / name
-        if not path.is_file():
-            rep.add("shard_missing", name, f"listed in the manifest ({entry.get('rows')} rows) "
-                    "but not on disk")
-            continue
-        rep.shards += 1
-        data = path.read_bytes()
-        digest = sha256(data)
-        if digest != entry.get("sha256"):
-            rep.add("checksum", name, f"sha256 {digest[:16]}..., the manifest says "
-                    f"{str(entry.get('sha256'))[:16]}...")
         try:
-            table = pq.read_table(path)
-        except Exception as exc:  # noqa: BLE001 - any Arrow error means unreadable
-            rep.add("unreadable", name, f"not a readable Parquet file ({exc})")
-            continue
-        if table.num_rows != entry.get("rows"):
-            rep.add("row_count", name, f"{table.num_rows} rows, the manifest says "
-                    f"{entry.get('rows')}")
-        rows_total += table.num_rows
-        for i, row in enumerate(table.to_pylist()):
-            where = f"{name}:{i}"
-            try:
-                rec = PairRecord.model_validate(row)
-            except ValidationError as exc:
-                errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                 for e in exc.errors()[:3])
-                rep.add("schema", where, f"does not match the record schema: {errs}")
-                continue
-            where = f"{where} ({rec.pair_id})"
-            if rec.pair_id in seen:
-                rep.add("duplicate_id", where, f"pair id also at {seen[rec.pair_id]}")
-            seen.setdefault(rec.pair_id, where)
-            _check_record(rep, rec, where, config_hash, recompute)
+            rows_total += _check_shard(rep, out, name, entry, man, config_hash, recompute, seen)
+        except Exception as exc:  # noqa: BLE001 - a hostile shard is a finding, not a crash
+            rep.add("unreadable", name, f"cannot check ({type(exc).__name__}: {exc})"[:500])
     rep.rows = rows_total
-    counts = man.get("counts", {}) if isinstance(man, dict) else {}
+    counts = man.get("counts", {})
+    counts = counts if isinstance(counts, dict) else {}
     listed = sum(int(e.get("rows", 0)) for e in shards.values())
     if counts and counts.get("pairs") != listed:
         rep.add("counts", str(man_path), f"counts.pairs {counts.get('pairs')}, the shard "

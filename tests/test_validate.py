@@ -14,7 +14,7 @@ import pytest
 
 from cfpair.config import GenerateConfig
 from cfpair.pipeline import generate
-from cfpair.shards import parquet_bytes, sha256
+from cfpair.shards import manifest_digest, parquet_bytes, row_digests, sha256
 from cfpair.validate import validate
 
 
@@ -41,14 +41,23 @@ def first_shard(out: Path) -> Path:
     return sorted((out / "data").glob("*.parquet"))[0]
 
 
+def forge_manifest(out: Path, man: dict) -> None:
+    """Write an edited manifest with its digest recomputed (a careful forger)."""
+    man["digest"] = manifest_digest(man)
+    (out / "manifest.json").write_text(json.dumps(man))
+
+
 def rewrite(out: Path, shard: Path, rows: list[dict]) -> None:
-    """Write rows back with the same schema and update the manifest checksum (a careful forger)."""
+    """Write rows back with the same schema and update the manifest's shard checksum, row
+    digests and digest (a careful forger: only the checks of the content itself remain)."""
     schema = pq.read_schema(shard)
-    data = parquet_bytes(pa.Table.from_pylist(rows, schema=schema))
+    table = pa.Table.from_pylist(rows, schema=schema)
+    data = parquet_bytes(table)
     shard.write_bytes(data)
     man = json.loads((out / "manifest.json").read_text())
-    man["shards"][str(shard.relative_to(out))]["sha256"] = sha256(data)
-    (out / "manifest.json").write_text(json.dumps(man))
+    entry = man["shards"][str(shard.relative_to(out))]
+    entry["sha256"], entry["row_sha256"] = sha256(data), row_digests(table)
+    forge_manifest(out, man)
 
 
 def errors(out: Path) -> dict[str, int]:
@@ -127,7 +136,7 @@ def test_shard_from_another_config(run_copy: Path, tmp_path: Path) -> None:
     shutil.copy(src, dst)
     man = json.loads((run_copy / "manifest.json").read_text())
     man["shards"][str(dst.relative_to(run_copy))]["sha256"] = sha256(dst.read_bytes())
-    (run_copy / "manifest.json").write_text(json.dumps(man))
+    forge_manifest(run_copy, man)
     errs = errors(run_copy)
     assert errs.get("foreign_config", 0) == pq.read_metadata(dst).num_rows
 
@@ -137,7 +146,7 @@ def test_duplicate_ids_unlisted_shards_and_counts(run_copy: Path) -> None:
     shutil.copy(shard, run_copy / "data" / "train-00009-of-00009.parquet")
     man = json.loads((run_copy / "manifest.json").read_text())
     man["counts"]["pairs"] += 5
-    (run_copy / "manifest.json").write_text(json.dumps(man))
+    forge_manifest(run_copy, man)
     errs = errors(run_copy)
     assert errs == {"unlisted_shard": 1, "counts": 1}
     rows = pq.read_table(shard).to_pylist()

@@ -23,6 +23,7 @@ is :func:`cfpair.export.text.scene_prompt`; answers use the reversible trajector
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from typing import Any
 import pyarrow as pa
 
 from cfpair import __version__
-from cfpair.errors import ConfigError
+from cfpair.errors import ConfigError, ShardError
 from cfpair.export import arrow as A
 from cfpair.export.images import SceneImage, scene_image
 from cfpair.export.text import (
@@ -44,9 +45,18 @@ from cfpair.export.text import (
     scene_prompt,
 )
 from cfpair.labels.models import PairRecord
+from cfpair.lock import FolderLock
+from cfpair.outdir import LOCK_NAME, check_apart, remove_listed
 from cfpair.shards import atomic_write, card_yaml, load_records, parquet_bytes
 
 FORMATS = ("trl-sft", "trl-dpo", "trl-grpo", "llamafactory", "verl")
+EXPORT_KIND = "cfpair-export/1"
+#: names an export writes (only such names are ever removed as stale)
+_OWN_PATTERNS = ("data/*-00000-of-00001.parquet", "*.parquet", "images/*.png", "images/*.jpg",
+                 "images/*.jpeg", "cfpair_sft_*.json", "cfpair_dpo_*.json", "dataset_info.json")
+_OWN_FILE = re.compile(r"(data/[^/]+\.parquet|[^/]+\.parquet|images/[0-9A-Za-z_-]+\.(png|jpe?g)"
+                       r"|cfpair_(sft|dpo)_[^/]+\.json|dataset_info\.json|README\.md|export\.json)")
+_PAIR_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 DATA_SOURCE = "cfpair"
 ABILITY = "driving_safety"
 
@@ -175,18 +185,91 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]], schema: pa.Schema) ->
 
 def export(out: str | Path, dest: str | Path, fmt: str, images: str = "camera",
            data_root: str | Path | None = None, splits: list[str] | None = None,
-           limit: int | None = None, pixels: int = 448) -> ExportResult:
+           limit: int | None = None, pixels: int = 448, overwrite: bool = False
+           ) -> ExportResult:
     """Export the pairs of ``out`` to ``dest`` in format ``fmt`` (see the module docstring).
     ``data_root`` is the dataset root the camera paths are relative to (default: the
-    ``root`` of the generate run, from its manifest)."""
+    ``root`` of the generate run, from its manifest).
+
+    ``dest`` may not be ``out`` or overlap it; it must be empty, missing or an earlier cfpair
+    export (whose files that this export does not write again are then removed); any other
+    non-empty folder is refused unless ``overwrite`` (its other files are left alone)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     out, dest = Path(out), Path(dest)
-    man = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json"
-                                                             ).is_file() else {}
+    check_apart(dest, out, "export folder", "pairs folder")
+    if dest.exists() and not dest.is_dir():
+        raise ShardError(f"{dest} is a file, not a folder")
+    man = _manifest(out)
     root = data_root if data_root is not None else man.get("config", {}).get("root")
+    if root is not None:
+        check_apart(dest, root, "export folder", "dataset root")
+    with FolderLock(dest, "export folder"):
+        previous = _previous_export(dest, overwrite)
+        res = _export(out, dest, fmt, images, root, splits, limit, pixels, man)
+        rel = {p.relative_to(dest).as_posix() for p in res.files} | {"README.md"}
+        remove_listed(dest, sorted(set(previous) - rel))
+        _record_files(res, sorted(rel))
+    return res
+
+
+def _manifest(out: Path) -> dict[str, Any]:
+    """The generate run's manifest (empty when absent or not a JSON object with a config)."""
+    try:
+        man = json.loads((out / "manifest.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    if not isinstance(man, dict) or not isinstance(man.get("config", {}), dict):
+        return {}
+    return man
+
+
+def _previous_export(dest: Path, overwrite: bool) -> list[str]:
+    """Files of the cfpair export already in ``dest`` (to remove those not written again);
+    refuses a non-empty folder that is not a cfpair export unless ``overwrite``."""
+    entries = [p for p in dest.iterdir() if p.name != LOCK_NAME] if dest.is_dir() else []
+    if not entries:
+        return []
+    rec = _export_record(dest / "export.json")
+    if rec is None:
+        if not overwrite:
+            raise ShardError(f"{dest} is not empty and holds no cfpair export "
+                             f"({', '.join(sorted(p.name for p in entries)[:5])}); refusing to "
+                             "write there. Choose an empty folder, or --overwrite to write "
+                             "into it anyway (files cfpair does not write are left alone)")
+        return []
+    files = rec.get("files")
+    if isinstance(files, list) and all(isinstance(f, str) for f in files):
+        return [f for f in files if _OWN_FILE.fullmatch(f)]
+    return [p.relative_to(dest).as_posix() for pattern in _OWN_PATTERNS
+            for p in sorted(dest.glob(pattern)) if p.is_file()]
+
+
+def _export_record(path: Path) -> dict[str, Any] | None:
+    """export.json when cfpair wrote it, else None."""
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if isinstance(rec, dict) and (rec.get("kind") == EXPORT_KIND or (
+            "cfpair_version" in rec and "source_dir" in rec and "format" in rec)):
+        return rec
+    return None
+
+
+def _record_files(res: ExportResult, files: list[str]) -> None:
+    """Add the list of written files to export.json (so a later export can remove stale
+    ones, and only those)."""
+    path = res.dest / "export.json"
+    meta = json.loads(path.read_text())
+    meta["files"] = files
+    atomic_write(path, json.dumps(meta, indent=1).encode())
+
+
+def _export(out: Path, dest: Path, fmt: str, images: str, root: str | Path | None,
+            splits: list[str] | None, limit: int | None, pixels: int, man: dict[str, Any]
+            ) -> ExportResult:
     res = ExportResult(dest, fmt)
-    dest.mkdir(parents=True, exist_ok=True)
 
     def image(rec: PairRecord) -> SceneImage:
         img = scene_image(rec, images, root, pixels)
@@ -225,10 +308,15 @@ def _llamafactory(recs: list[PairRecord], split: str, dest: Path, fmt: str,
                   image: Callable[[PairRecord], SceneImage]) -> list[Path]:
     (dest / "images").mkdir(exist_ok=True)
     sft, dpo = [], []
+    files = []
     for rec in recs:
+        if not _PAIR_ID.fullmatch(rec.pair_id):
+            raise ShardError(f"pair id {rec.pair_id[:80]!r} is not a cfpair id (hex); the "
+                             "pairs folder was edited - run cfpair validate on it")
         img = image(rec)
         rel = f"images/{rec.pair_id}{img.suffix}"
         atomic_write(dest / rel, img.data)
+        files.append(dest / rel)
         human = {"from": "human", "value": IMAGE_TOKEN + scene_prompt(rec)}
         sft.append({"conversations": [human, {"from": "gpt", "value": answer(rec)}],
                     "system": SYSTEM, "images": [rel]})
@@ -236,7 +324,6 @@ def _llamafactory(recs: list[PairRecord], split: str, dest: Path, fmt: str,
                     "chosen": {"from": "gpt", "value": answer(rec, "positive", False)},
                     "rejected": {"from": "gpt", "value": answer(rec, "negative", False)},
                     "system": SYSTEM, "images": [rel]})
-    files = []
     for kind, rows in (("sft", sft), ("dpo", dpo)):
         path = dest / f"cfpair_{kind}_{split}.json"
         atomic_write(path, json.dumps(rows, indent=1).encode())
@@ -259,7 +346,8 @@ def dataset_info(splits: list[str]) -> dict[str, Any]:
 
 
 def _write_card(res: ExportResult, out: Path, images: str, man: dict[str, Any]) -> Path:
-    meta = {"format": res.format, "cfpair_version": __version__, "source_dir": str(out),
+    meta = {"kind": EXPORT_KIND, "format": res.format, "cfpair_version": __version__,
+            "source_dir": str(out),
             "source_config_hash": man.get("config_hash"), "rows": dict(res.rows),
             "images": dict(res.images), "image_mode": images, "skipped": dict(res.skipped),
             "trajectory_text": {"form": "<trajectory>[(x, y, yaw), ...]</trajectory>",

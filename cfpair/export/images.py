@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cfpair.errors import DatasetFormatError
 from cfpair.labels.models import PairRecord
 from cfpair.render.bev import observation_png
+from cfpair.sources.paths import relative_inside
 
 IMAGE_MODES = ("camera", "bev")
 _FRONT = ("cam_f0", "front")
@@ -41,7 +43,10 @@ def scene_image(rec: PairRecord, mode: str = "camera", data_root: str | Path | N
         raise ValueError(f"image mode {mode!r}; expected one of {IMAGE_MODES}")
     cam = front_camera(rec) if mode == "camera" else None
     if cam is not None and data_root is not None and cam[1]:
-        path = Path(data_root) / cam[1]
+        try:    # a path that leaves the dataset root (absolute, '..', symlink) is never read
+            path = Path(data_root) / relative_inside(data_root, cam[1], rec.pair_id, "camera")
+        except DatasetFormatError:
+            return SceneImage(observation_png(rec, pixels), ".png", "bev")
         if path.suffix.lower() in _SUFFIXES and path.is_file():
             return SceneImage(path.read_bytes(), path.suffix.lower(), "camera", cam[0])
     return SceneImage(observation_png(rec, pixels), ".png", "bev")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,18 @@ class ScenarioSource(Protocol):
         ...
 
 
+#: Sources may also offer ``iter_refs(split) -> Iterator[ScenarioRef]``, the refs of ``list``
+#: yielded lazily; :func:`iter_refs` uses it when present. Every path a source opens or
+#: stores must go through :mod:`cfpair.sources.paths` (nothing may leave the dataset root).
+
+
+def iter_refs(source: ScenarioSource, split: str) -> Iterator[ScenarioRef]:
+    """The refs of a split one at a time: the source's ``iter_refs`` where it has one (so
+    ``--limit 1`` on a huge source lists one scene, not all), else its ``list``."""
+    lazy = getattr(source, "iter_refs", None)
+    return iter(lazy(split)) if callable(lazy) else iter(source.list(split))
+
+
 @dataclass(frozen=True)
 class Rejected:
     """A scenario that could not be loaded, and why."""
@@ -58,12 +71,13 @@ class Rejected:
 def load_all(source: ScenarioSource, split: str, limit: int | None = None
              ) -> Iterator[Scenario | Rejected]:
     """Load every scenario of a split; a bad clip yields a Rejected, never stops the run."""
-    refs = source.list(split)
-    for ref in refs[:limit] if limit is not None else refs:
+    for ref in itertools.islice(iter_refs(source, split), limit):
         try:
             yield source.load(ref)
         except CfpairError as exc:
             yield Rejected(ref, str(exc))
+        except RecursionError as exc:
+            yield Rejected(ref, f"nested too deeply ({exc})")
 
 
 #: registry name -> "module:Class"; modules are imported only when the source is used

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from cfpair.errors import DatasetFormatError
+from cfpair.errors import DatasetFormatError, ShapeError
 from cfpair.geometry.transforms import wrap_angle
+from cfpair.sources import paths
 from cfpair.sources.base import ScenarioRef
-from cfpair.sources.safe_pickle import safe_load
-from cfpair.types import AgentTracks, MapGeometry, Scenario, Trajectory
+from cfpair.sources.safe_pickle import safe_loads
+from cfpair.types import (
+    COORD_MAX_M,
+    SIZE_MAX_M,
+    YAW_MAX_RAD,
+    AgentTracks,
+    MapGeometry,
+    Scenario,
+    Trajectory,
+)
 
 F64 = NDArray[np.float64]
 
@@ -44,7 +54,10 @@ CAMERAS = ("Camera_Front", "Camera_FrontLeft", "Camera_FrontRight", "Camera_Back
 DT = 0.1
 STATIC_ID_MIN = 20000
 DEFAULT_EGO_SIZE = (3.99, 1.85)
-_STEM = re.compile(r"^(?P<scenario>.+)_(?P<frame>\d+)$")
+_STEM = re.compile(r"^(?P<scenario>.+)_(?P<frame>\d{1,9})$")
+MAX_FRAMES = 100_000
+MAX_TEXT_BYTES = 64 * 1024 * 1024
+LIDAR_RANGE_M = 1e4     # label positions are sensor-frame: anything farther is a broken file
 
 
 @dataclass(frozen=True)
@@ -66,12 +79,12 @@ class LabelRow:
     visible: bool
 
 
-def parse_label_file(path: Path) -> tuple[tuple[float, float], list[LabelRow]]:
-    """Header speeds and object rows of one label file; errors name the file and line."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise DatasetFormatError(path, f"cannot read label file: {exc.strerror or exc}") from exc
+def parse_label_file(path: Path, root: Path | None = None
+                     ) -> tuple[tuple[float, float], list[LabelRow]]:
+    """Header speeds and object rows of one label file (which must resolve inside ``root``,
+    default its folder); errors name the file and line."""
+    lines = paths.read_text(root or path.parent, path, "label file",
+                            MAX_TEXT_BYTES).splitlines()
     if not lines:
         raise DatasetFormatError(path, "empty label file: expected a header line with two "
                                  "speeds")
@@ -94,8 +107,14 @@ def parse_label_file(path: Path) -> tuple[tuple[float, float], list[LabelRow]]:
         vals = [_float(v, path, i, name) for v, name in zip(
             tok[1:10], ("x", "y", "z", "length", "width", "height", "yaw", "vx", "vy"),
             strict=True)]
-        if vals[3] <= 0 or vals[4] <= 0:
-            raise DatasetFormatError(path, f"box size must be > 0, got {vals[3]} x {vals[4]}", i)
+        if not (0 < vals[3] <= SIZE_MAX_M and 0 < vals[4] <= SIZE_MAX_M
+                and 0 <= vals[5] <= SIZE_MAX_M):
+            raise DatasetFormatError(path, f"box size must be in (0, {SIZE_MAX_M:g}] m (height "
+                                     f"may be 0), got {vals[3]} x {vals[4]} x {vals[5]}", i)
+        if max(abs(v) for v in vals[:3]) > LIDAR_RANGE_M or abs(vals[6]) > YAW_MAX_RAD:
+            raise DatasetFormatError(path, f"position {vals[:3]} beyond {LIDAR_RANGE_M:g} m of "
+                                     f"the sensor or yaw {vals[6]} beyond "
+                                     f"{YAW_MAX_RAD:.3g} rad: not plausible", i)
         try:
             actor = int(tok[10])
             pts = int(tok[11])
@@ -138,13 +157,10 @@ class Meta:
         return [int(v) for v in self.fields.get("agents id", [])]
 
 
-def parse_meta(path: Path) -> Meta:
+def parse_meta(path: Path, root: Path | None = None) -> Meta:
     """Parse ``meta/<scenario>.txt``; line 1 has 9 tokens, later lines are ``key: value``."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise DatasetFormatError(path, f"missing or unreadable meta file: "
-                                 f"{exc.strerror or exc}") from exc
+    lines = paths.read_text(root or path.parent, path, "meta file",
+                            MAX_TEXT_BYTES).splitlines()
     if not lines:
         raise DatasetFormatError(path, "empty meta file")
     tok = lines[0].split()
@@ -181,8 +197,8 @@ def parse_meta(path: Path) -> Meta:
                 tok[6], tok[7], length, fields)
 
 
-def _calib(path: Path) -> tuple[F64, F64]:
-    data = safe_load(path)
+def _calib(path: Path, root: Path) -> tuple[F64, F64]:
+    data = safe_loads(paths.read_bytes(root, path, "calib pickle", MAX_TEXT_BYTES), path)
     if not isinstance(data, dict):
         raise DatasetFormatError(path, f"calib must be a dict, got {type(data).__name__}")
     out = []
@@ -193,9 +209,11 @@ def _calib(path: Path) -> tuple[F64, F64]:
             m = np.asarray(data[key], dtype=np.float64)
         except (TypeError, ValueError):
             m = np.full((0,), np.nan)
-        if m.shape != (4, 4) or not np.all(np.isfinite(m)):
-            raise DatasetFormatError(path, f"calib {key!r} must be a finite 4x4 matrix, got "
-                                     f"shape {m.shape}")
+        if m.shape != (4, 4) or not np.all(np.isfinite(m)) or np.any(
+                np.abs(m[:3, :3]) > 1.5) or np.any(np.abs(m[:3, 3]) > COORD_MAX_M):
+            raise DatasetFormatError(path, f"calib {key!r} must be a finite 4x4 matrix, a rigid "
+                                     f"transform (rotation entries within 1, translation within "
+                                     f"{COORD_MAX_M:g} m), got shape {m.shape}")
         out.append(m)
     return out[0], out[1]
 
@@ -206,13 +224,14 @@ def read_split(root: Path, split: str) -> list[tuple[str, str]]:
     for p in candidates:
         if p.is_file():
             out = []
-            for i, line in enumerate(p.read_text().splitlines(), start=1):
+            text = paths.read_text(root, p, "split file", MAX_TEXT_BYTES)
+            for i, line in enumerate(text.splitlines(), start=1):
                 if not line.strip():
                     continue
                 tok = line.split()
                 if len(tok) != 2:
                     raise DatasetFormatError(p, f"expected '<scenario_type> <scenario_name>', "
-                                             f"got {line.strip()!r}", i)
+                                             f"got {line.strip()[:200]!r}", i)
                 out.append((tok[0], tok[1]))
             return out
     raise DatasetFormatError(candidates[0], f"no split file for {split!r} (also looked for "
@@ -236,25 +255,49 @@ class DeepAccidentSource:
 
     def list(self, split: str) -> list[ScenarioRef]:
         """Refs for a split file, or every scenario with a meta file for ``all``."""
+        return list(self.iter_refs(split))
+
+    def iter_refs(self, split: str) -> Iterator[ScenarioRef]:
+        """The refs of :meth:`list`. A split-file line whose names are not plain file names
+        (``..``, ``/``) becomes a ref carrying the error, which its load raises."""
         if split == "all":
             pairs = sorted((m.parent.parent.name, m.stem)
                            for m in self.root.glob("*/meta/*.txt"))
+            origin = self.root
         else:
             pairs = read_split(self.root, split)
-        return [ScenarioRef(self.name, f"{typ}/{name}", split, str(self.root / typ))
-                for typ, name in pairs]
+            origin = self.root / "split_txt_files" / f"{split}.txt"
+        for typ, name in pairs:
+            try:
+                paths.safe_name(typ, origin, "scenario type")
+                paths.safe_name(name, origin, "scenario name")
+            except DatasetFormatError as exc:
+                yield ScenarioRef(self.name, f"{typ[:80]}/{name[:80]}", split, str(origin),
+                                  (("error", str(exc)),))
+                continue
+            yield ScenarioRef(self.name, f"{typ}/{name}", split, str(self.root / typ))
 
     def load(self, ref: ScenarioRef) -> Scenario:
         """Load and merge all views of one scenario."""
+        if ref.hint("error"):
+            raise DatasetFormatError(ref.path, ref.hint("error"))
         typ, name = ref.scenario_id.split("/", 1)
         base = self.root / typ
-        meta = parse_meta(base / "meta" / f"{name}.txt")
+        meta = parse_meta(base / "meta" / f"{name}.txt", self.root)
         label_dir = base / "ego_vehicle" / "label" / name
-        frames = sorted(_frame_index(p) for p in label_dir.glob("*.txt"))
+        frames = sorted(_frame_index(p) for p in paths.files(self.root, label_dir, "*.txt",
+                                                             "label file"))
         if not frames:
             raise DatasetFormatError(label_dir, "no ego_vehicle label files for this scenario")
+        dup = next((a for a, b in zip(frames, frames[1:], strict=False) if a == b), None)
+        if dup is not None:
+            raise DatasetFormatError(label_dir, f"two label files for frame {dup} (e.g. _01 and "
+                                     "_001): duplicate frames are refused")
         f0, f1 = frames[0], frames[-1]
         n_t = f1 - f0 + 1
+        if n_t > MAX_FRAMES:
+            raise DatasetFormatError(label_dir, f"frames {f0}..{f1} span {n_t} steps, more than "
+                                     f"{MAX_FRAMES}")
         t = np.arange(n_t) * DT
         width = max(3, len(str(f1)))  # zero-padded to 3 digits, wider if needed
         obs: dict[int, dict[int, tuple[float, float, float, float, float, str]]] = {}
@@ -274,8 +317,8 @@ class DeepAccidentSource:
                 cpath = base / view / "calib" / name / f"{stem}.pkl"
                 if not cpath.is_file():
                     raise DatasetFormatError(cpath, "calib file missing for an existing label")
-                _, rows = parse_label_file(lpath)
-                lidar_to_ego, ego_to_world = _calib(cpath)
+                _, rows = parse_label_file(lpath, self.root)
+                lidar_to_ego, ego_to_world = _calib(cpath, self.root)
                 to_world = ego_to_world @ lidar_to_ego
                 sensor_yaw = math.atan2(to_world[1, 0], to_world[0, 0])
                 k = fr - f0
@@ -308,7 +351,8 @@ class DeepAccidentSource:
         anchors = self._anchors(n_t)
         sensors = {cam: tuple(f"{typ}/ego_vehicle/{cam}/{name}/{name}_{f0 + k:0{width}d}.jpg"
                               for k in range(n_t))
-                   for cam in CAMERAS if (base / "ego_vehicle" / cam / name).is_dir()}
+                   for cam in CAMERAS if (base / "ego_vehicle" / cam / name).is_dir()
+                   and paths.inside(self.root, base / "ego_vehicle" / cam / name, "camera folder")}
         info: dict[str, Any] = {
             "scenario_type": typ, "weather": meta.weather, "collision": meta.collision,
             "colliding_ids": list(meta.colliding_ids or []),
@@ -319,9 +363,12 @@ class DeepAccidentSource:
             "scenario_length_frames": meta.length_frames, "first_frame": f0,
             "views": views, "collision_position": meta.collision_position,
         }
-        return Scenario(ref.scenario_id, self.name, ego, agents, MapGeometry(), DT, anchors,
-                        ego_length=ego_len, ego_width=ego_wid, ego_rear_to_center=0.0,
-                        sensors=sensors, meta=info).validate()
+        try:
+            return Scenario(ref.scenario_id, self.name, ego, agents, MapGeometry(), DT, anchors,
+                            ego_length=ego_len, ego_width=ego_wid, ego_rear_to_center=0.0,
+                            sensors=sensors, meta=info).validate()
+        except ShapeError as exc:
+            raise DatasetFormatError(label_dir, str(exc)) from None
 
     def _anchors(self, n_t: int) -> tuple[int, ...]:
         """Steps 0.5-3 s before the last frame, keeping at least min_history_s of history."""

@@ -52,8 +52,9 @@ class NuplanMap:
         keys = dict(zip(meta[3][0].tolist(), meta[3][1].tolist(), strict=False)) if \
             meta[0]["fields"].tolist()[:2] == ["key", "value"] else {}
         self.crs = keys.get("projectedCoordSystem")
-        if not self.crs:
+        if not self.crs or not isinstance(self.crs, str):
             raise DatasetFormatError(self.path, "meta layer has no projectedCoordSystem row")
+        _check_crs(self.path, self.crs, "meta projectedCoordSystem")
         self.layers: dict[str, Layer] = {}
         for name in set(DRIVABLE_LAYERS + LANE_LAYERS + ("baseline_paths",)) & layers:
             self.layers[name] = self._read(name)
@@ -68,11 +69,23 @@ class NuplanMap:
             meta, fids, wkb, data = raw.read(self.path, layer=name, return_fids=True)
         except Exception as exc:
             raise DatasetFormatError(self.path, f"cannot read layer {name!r} ({exc})") from exc
-        geoms = shapely.from_wkb(wkb)
-        src_crs = meta.get("crs")
-        if src_crs and src_crs != self.crs:
-            geoms = _reproject(geoms, src_crs, self.crs)
-        fields = {str(f): np.asarray(v) for f, v in zip(meta["fields"], data, strict=True)}
+        try:
+            geoms = shapely.from_wkb(wkb)
+            src_crs = meta.get("crs")
+            if src_crs and src_crs != self.crs:
+                _check_crs(self.path, src_crs, f"layer {name!r} CRS")
+                geoms = _reproject(geoms, src_crs, self.crs)
+            fields = {str(f): np.asarray(v) for f, v in zip(meta["fields"], data, strict=True)}
+        except DatasetFormatError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - GEOS / PROJ errors on a garbage map
+            raise DatasetFormatError(self.path, f"layer {name!r} has unreadable geometry or "
+                                     f"cannot be reprojected ({type(exc).__name__}: {exc})"
+                                     ) from None
+        if geoms.size and (np.any(shapely.is_missing(geoms)) or not np.all(
+                np.isfinite(shapely.get_coordinates(geoms)))):
+            raise DatasetFormatError(self.path, f"layer {name!r} has empty or non-finite "
+                                     "geometries")
         return Layer(np.array([str(f) for f in fids]), geoms, fields)
 
     def crop(self, x: float, y: float, radius: float = 100.0,
@@ -116,6 +129,19 @@ def _polys(geoms: NDArray[np.object_], area: shapely.Geometry) -> list[NDArray]:
             if isinstance(part, shapely.Polygon) and not part.is_empty:
                 out.append(np.asarray(part.exterior.coords)[:-1])
     return out
+
+
+def _check_crs(path: Path, crs: str, what: str) -> None:
+    """A CRS pyproj understands and that is projected (metres), or an error naming the map."""
+    try:
+        from pyproj import CRS
+
+        parsed = CRS.from_user_input(crs)
+    except Exception as exc:  # noqa: BLE001 - pyproj raises CRSError and friends
+        raise DatasetFormatError(path, f"{what} {crs[:80]!r} is not a coordinate reference "
+                                 f"system ({type(exc).__name__})") from None
+    if not parsed.is_projected:
+        raise DatasetFormatError(path, f"{what} {crs[:80]!r} is not a projected CRS in metres")
 
 
 def _reproject(geoms: NDArray[np.object_], src: str, dst: str) -> NDArray[np.object_]:

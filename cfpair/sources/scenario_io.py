@@ -66,6 +66,15 @@ def load_scenario(path: str | Path) -> Scenario:
         raise DatasetFormatError(path, f"not a readable cfpair scenario .npz ({exc})") from None
     try:
         header = json.loads(str(data["header"]))
+        if not isinstance(header, dict):
+            raise DatasetFormatError(path, f"header must be a JSON object, got "
+                                     f"{type(header).__name__}")
+        if not isinstance(header.get("meta", {}), dict) or not isinstance(
+                header.get("sensors", {}), dict) or not all(
+                isinstance(v, list) and all(isinstance(p, str) for p in v)
+                for v in header.get("sensors", {}).values()):
+            raise DatasetFormatError(path, "header meta must be an object and sensors map "
+                                     "camera names to lists of paths")
         if header.get("format") != FORMAT:
             raise DatasetFormatError(path, f"format {header.get('format')!r}, expected {FORMAT!r}")
         ego = Trajectory(**{k: data[f"ego_{k}"] for k in _TRAJ})
@@ -85,5 +94,6 @@ def load_scenario(path: str | Path) -> Scenario:
         ).validate()
     except KeyError as exc:
         raise DatasetFormatError(path, f"missing entry {exc.args[0]!r}") from None
-    except (json.JSONDecodeError, TypeError, ValueError, ShapeError) as exc:
+    except (json.JSONDecodeError, TypeError, ValueError, AttributeError, IndexError,
+            RecursionError, ShapeError) as exc:
         raise DatasetFormatError(path, f"inconsistent scenario data: {exc}") from None

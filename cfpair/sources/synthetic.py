@@ -12,7 +12,7 @@ function of (seed, index), so any worker regenerates it identically.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -373,8 +373,10 @@ class SyntheticSource:
             raise ConfigError(f"unknown synthetic families {bad}; expected some of {FAMILIES}")
         if not 0.0 <= risky_share <= 1.0:
             raise ConfigError(f"risky_share must be in [0, 1], got {risky_share}")
-        if n_scenes < 1:
-            raise ConfigError(f"n_scenes must be >= 1, got {n_scenes}")
+        if isinstance(n_scenes, float) and n_scenes.is_integer():
+            n_scenes = int(n_scenes)        # -o n_scenes=1e12 reads as a float
+        if isinstance(n_scenes, bool) or not isinstance(n_scenes, int) or n_scenes < 1:
+            raise ConfigError(f"n_scenes must be a whole number >= 1, got {n_scenes!r}")
         self.n_scenes = n_scenes
         self.seed = seed
         self.risky_share = risky_share
@@ -387,16 +389,18 @@ class SyntheticSource:
 
     def list(self, split: str) -> list[ScenarioRef]:
         """Refs of the scenes in ``split`` ('train', 'val', 'test' or 'all')."""
+        return list(self.iter_refs(split))
+
+    def iter_refs(self, split: str) -> Iterator[ScenarioRef]:
+        """The refs of :meth:`list`, one at a time (a huge ``n_scenes`` costs nothing)."""
         if split != "all" and split not in SPLITS:
             raise ConfigError(f"unknown split {split!r}; expected all, {', '.join(SPLITS)}")
-        refs = []
         for i in range(self.n_scenes):
             s = self._split_of(i)
             if split in ("all", s):
                 fam = self.families[i % len(self.families)]
-                refs.append(ScenarioRef("synthetic", f"synthetic-{fam}-{i:06d}", s, "",
-                                        (("index", i),)))
-        return refs
+                yield ScenarioRef("synthetic", f"synthetic-{fam}-{i:06d}", s, "",
+                                  (("index", i),))
 
     def load(self, ref: ScenarioRef) -> Scenario:
         """Generate the scene named by ``ref`` (a pure function of seed and index)."""

@@ -1,0 +1,181 @@
+"""Integrity checks of an output folder that need no geometry: is the manifest well formed and
+unedited, did the run finish, does every shard keep the exact schema, is every row the row
+cfpair wrote, and do ids, provenance and label status agree with the manifest.
+
+What covers what (so an edit of any field is caught):
+
+- ``digest`` in manifest.json: sha256 of the rest of the manifest -> any hand edit of it;
+- per-shard ``sha256``: every byte of the shard file;
+- per-row ``row_sha256``: the canonical JSON of each row -> names the edited row even when the
+  shard checksum was updated too;
+- the schema of each file against the explicit Arrow schema -> a column whose type changed;
+- ``pair_id`` = hash(source, scenario_id, anchor) of the row's provenance -> an edited id or
+  edited provenance;
+- provenance against the manifest's config (source, seed, candidates, split, labeler, model)
+  and the label status / labeler counts of each shard against its manifest entry.
+
+Each check reports into a :class:`cfpair.validate.Report`-like object through ``add``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from cfpair.counterfactual.record import pair_id
+from cfpair.labels import rules
+from cfpair.labels.models import PairRecord
+from cfpair.shards import FORMAT, SCHEMA, entry_ok, manifest_digest, row_digests
+
+SHARD_NAME = re.compile(r"data/(?P<split>[A-Za-z0-9_.]+)-\d{5}-of-\d{5}\.parquet")
+CHECKS = ("incomplete", "row_digest", "pair_id", "provenance")
+
+
+class Sink(Protocol):
+    """Where findings go (validate's Report)."""
+
+    def add(self, check: str, where: str, message: str, severity: str = "error") -> None:
+        """Record one finding."""
+
+
+def check_manifest(rep: Sink, man: Any, where: str) -> tuple[dict[str, Any], str | None]:
+    """The usable shard entries and config hash of a manifest; findings for everything wrong
+    with its structure or its digest (never raises, whatever the JSON holds)."""
+    if not isinstance(man, dict):
+        rep.add("manifest", where, f"expected a JSON object, got {type(man).__name__}")
+        return {}, None
+    if man.get("format") != FORMAT:
+        rep.add("manifest", where, f"format {str(man.get('format'))[:40]!r}, expected {FORMAT!r}")
+    shards = man.get("shards")
+    if not isinstance(shards, dict):
+        rep.add("manifest", where, f"'shards' must map shard names to entries, got "
+                f"{type(shards).__name__}")
+        shards = {}
+    good = {}
+    for name, entry in shards.items():
+        if not SHARD_NAME.fullmatch(str(name)):
+            rep.add("manifest", where, f"shard name {str(name)[:80]!r} is not "
+                    "data/<split>-NNNNN-of-NNNNN.parquet")
+        elif not entry_ok(entry):
+            rep.add("manifest", f"{where} [{name}]", "entry needs rows, scenes (integers), "
+                    "sha256, split (strings) and rejects (a list)")
+        else:
+            good[name] = entry
+    config_hash = man.get("config_hash")
+    if not isinstance(config_hash, str):
+        rep.add("manifest", where, "config_hash must be a string")
+        config_hash = None
+    if not isinstance(man.get("config"), dict):
+        rep.add("manifest", where, "config must be an object")
+    if "digest" not in man:
+        rep.add("manifest", where, "no digest: not written by this cfpair, or edited")
+    elif man["digest"] != manifest_digest(man):
+        rep.add("manifest", where, "digest does not match the content: the manifest was "
+                "edited after cfpair wrote it")
+    return good, config_hash
+
+
+def check_complete(rep: Sink, man: Any, shards: dict[str, Any], where: str) -> None:
+    """An ``incomplete`` finding unless the run recorded that it finished every planned
+    shard."""
+    if not isinstance(man, dict):
+        return
+    status, planned = man.get("status"), man.get("planned")
+    if not isinstance(planned, dict):
+        rep.add("incomplete", where, "incomplete: the manifest lists no planned shards, so "
+                "whether the run finished is unknown")
+        return
+    missing = sorted(set(planned) - set(shards))
+    if status != "complete" or missing:
+        failed = man.get("failed") if isinstance(man.get("failed"), dict) else {}
+        rep.add("incomplete", where, f"incomplete run (status {str(status)[:20]!r}): "
+                f"{len(planned) - len(missing)} of {len(planned)} planned shards written"
+                + (f", missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"
+                   if missing else "")
+                + (f", {len(failed)} failed" if failed else "")
+                + "; run the same generate command again to finish it")
+
+
+def check_schema(rep: Sink, schema: pa.Schema, name: str) -> bool:
+    """Findings for every column whose name or type differs from SCHEMA; True when equal."""
+    ok = True
+    have = {f.name: f for f in schema}
+    for want in SCHEMA:
+        got = have.get(want.name)
+        if got is None:
+            rep.add("schema", name, f"column {want.name!r} is missing")
+            ok = False
+        elif not got.type.equals(want.type):
+            rep.add("schema", name, f"column {want.name!r} has type {str(got.type)[:120]}, "
+                    f"expected {str(want.type)[:120]}")
+            ok = False
+    for extra in sorted(set(have) - set(SCHEMA.names)):
+        rep.add("schema", name, f"unexpected column {extra!r}")
+        ok = False
+    return ok
+
+
+def check_rows(rep: Sink, table: pa.Table, entry: dict[str, Any], name: str) -> None:
+    """Each row's digest against the manifest's ``row_sha256`` (when recorded)."""
+    want = entry.get("row_sha256")
+    if want is None:
+        rep.add("row_digest", name, "the manifest records no row digests (older cfpair)",
+                "warning")
+        return
+    if not isinstance(want, list) or len(want) != table.num_rows:
+        rep.add("row_digest", name, f"{len(want) if isinstance(want, list) else '?'} row "
+                f"digests for {table.num_rows} rows")
+        return
+    for i, (got, exp) in enumerate(zip(row_digests(table), want, strict=True)):
+        if got != exp:
+            rep.add("row_digest", f"{name}:{i}", "the row differs from the one cfpair wrote "
+                    "(a field was edited)")
+
+
+def check_provenance(rep: Sink, rec: PairRecord, where: str, man: dict[str, Any],
+                     split: str) -> None:
+    """The row's id, split and provenance against its content and the manifest's config."""
+    prov = rec.provenance
+    want = pair_id(prov.source, prov.scenario_id, prov.anchor_index)
+    if rec.pair_id != want:
+        rep.add("pair_id", where, f"pair_id {rec.pair_id[:40]!r} is not the hash of its "
+                f"(source, scenario, anchor) {want!r}: the id or the provenance was edited")
+    cfg = man.get("config") if isinstance(man.get("config"), dict) else {}
+    if rec.split != split:
+        rep.add("provenance", where, f"split {rec.split!r} in a shard of split {split!r}")
+    for key, got in (("source", prov.source), ("seed", prov.seed),
+                     ("n_candidates", prov.n_candidates)):
+        if key in cfg and cfg[key] != got:
+            rep.add("provenance", where, f"provenance {key} {got!r}, the run's config says "
+                    f"{cfg[key]!r}")
+    if man.get("schema_version") not in (None, prov.schema_version):
+        rep.add("provenance", where, f"schema_version {prov.schema_version!r}, the manifest "
+                f"says {man.get('schema_version')!r}")
+    run_labeler = cfg.get("labeler", rules.NAME)
+    status, labeler = rec.label_status, prov.labeler
+    if run_labeler == rules.NAME:
+        if labeler != rules.NAME or status == "fallback" or prov.label_model is not None:
+            rep.add("provenance", where, f"labeler {labeler!r} / status {status!r} / model "
+                    f"{prov.label_model!r} in a run labelled by the rules")
+    elif status == "fallback" and labeler != rules.NAME:
+        rep.add("provenance", where, f"status 'fallback' but labeler {labeler!r}")
+    elif status == "ok" and labeler == rules.NAME:
+        rep.add("provenance", where, "status 'ok' from the rules labeler in an LLM run "
+                "(that would be a 'fallback')")
+    elif labeler != rules.NAME and cfg.get("model") not in (None, prov.label_model):
+        rep.add("provenance", where, f"label model {prov.label_model!r}, the run's config "
+                f"says {cfg.get('model')!r}")
+
+
+def check_counts(rep: Sink, recs: list[PairRecord], entry: dict[str, Any], name: str) -> None:
+    """The shard's label status and labels-by-labeler counts against its manifest entry."""
+    status = Counter(r.label_status for r in recs)
+    by_labeler = Counter(r.provenance.labeler for r in recs if r.label is not None)
+    for key, got in (("label_status", status), ("labels_by_labeler", by_labeler)):
+        want = entry.get(key)
+        if isinstance(want, dict) and {k: v for k, v in want.items() if v} != dict(got):
+            rep.add("counts", name, f"rows say {key} {dict(got)}, the manifest entry says "
+                    f"{want}")
