@@ -71,7 +71,7 @@ def label_schema(rec: PairRecord | None = None) -> dict[str, Any]:
     if rec is None:
         return s
     f, p = rec.negative.facts, s["properties"]
-    p["risk_level"] = {"type": "string", "enum": sorted(expected_risk(f))}
+    p["risk_level"] = {"type": "string", "enum": sorted(expected_risk(rec))}
     p["hazard_type"] = {"type": "string", "enum": sorted(allowed_hazards(f))}
     if f.critical_agent_id is None or f.critical_agent_class is None:
         p["critical_agent"] = {"type": "null"}
