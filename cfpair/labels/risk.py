@@ -109,3 +109,9 @@ def table_markdown() -> str:
     """RISK_TABLE as the Markdown table in the README."""
     rows = ["| risk_level | when (first row that holds) |", "|---|---|"]
     return "\n".join(rows + [f"| `{lvl}` | {rule} |" for lvl, rule, _ in RISK_TABLE])
+
+
+def risk_distribution(records: Iterable[PairRecord]) -> dict[str, int]:
+    """Pairs per graded risk level of their negatives (every level present, none .. critical):
+    the data behind the dataset card's and the HTML report's risk distribution."""
+    return distribution(str(risk_level(r)) for r in records)

@@ -10,8 +10,11 @@ always gets the same text.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
+from typing import Any
 
-from cfpair.labels.grounding import allowed_hazards
+from cfpair.labels.base import Outcome, register
+from cfpair.labels.grounding import allowed_hazards, check_label
 from cfpair.labels.models import (
     CriticalAgent,
     Facts,
@@ -171,3 +174,36 @@ def label(r: PairRecord) -> SafetyLabel:
                        failure_description=failure_text(r),
                        counterfactual_reasoning=reasoning_text(r),
                        corrective_action=r.meta_action, safety_score=round(f.safety_score, 4))
+
+
+class RulesLabeler:
+    """The rules labeler behind the ``Labeler`` protocol: a label that contradicts the facts
+    (a bug here, counted by kind) is dropped and the record stays unlabelled."""
+
+    name = NAME
+
+    def __init__(self) -> None:
+        self.contradictions: Counter[str] = Counter()
+
+    def label_batch(self, records: list[PairRecord]) -> list[Outcome]:
+        """Label every record."""
+        out = []
+        for rec in records:
+            lab = label(rec)
+            bad = check_label(lab, rec)
+            self.contradictions.update(c.kind for c in bad)
+            out.append(Outcome(lab, "ok", NAME, 1) if not bad else Outcome(
+                None, "unlabeled", NAME, 1, "; ".join(f"{c.kind}: {c.message}" for c in bad)))
+        return out
+
+    def counters(self) -> dict[str, float]:
+        """Nothing to report beyond the outcomes."""
+        return {}
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@register(NAME)
+def _factory(_cfg: Any) -> RulesLabeler:
+    return RulesLabeler()

@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from cfpair.labels.models import HazardType, PairRecord, RiskLevel
+from cfpair.labels.risk import risk_distribution
 from cfpair.render.bev import COLOURS, draw_review, png_bytes, review_png
 
 
@@ -100,14 +101,14 @@ def html_report(recs: list[PairRecord], title: str, total: int, pictured: int = 
     first ``pictured`` pairs (taken from ``images`` by pair id where given, else drawn);
     ``total`` is the number of rows in the folder."""
     images = images or {}
-    risk = Counter(str(r.label.risk_level) if r.label else "unlabeled" for r in recs)
+    risk = risk_distribution(recs)   # graded from the facts: cfpair.labels.risk
     status = Counter(r.label_status for r in recs)
     sources = Counter(r.provenance.source for r in recs)
     esc = html.escape
     head = (f"<h1>{esc(title)}</h1><p>{len(recs)} of {total} pairs summarised; sources "
             f"{esc(', '.join(f'{k}: {v}' for k, v in sources.items()))}; label status "
             f"{esc(', '.join(f'{k}: {v}' for k, v in status.items()))}; risk "
-            f"{esc(', '.join(f'{k}: {v}' for k, v in sorted(risk.items())))}.</p>")
+            f"{esc(', '.join(f'{k}: {v}' for k, v in risk.items()))}.</p>")
     rows = []
     for r in recs:
         lab = r.label

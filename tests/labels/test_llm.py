@@ -161,7 +161,8 @@ def test_500_is_retried_then_counted_as_a_failure(records: list[PairRecord],
     assert [o.status for o in lab.outcomes] == ["fallback"] * 2
     assert all(o.labeler == "rules" and o.label == rules.label(r)
                for o, r in zip(lab.outcomes, records[:2], strict=True))
-    assert lab.stats.counts["failed_http_503"] == 2 and lab.stats.counts["fallback_rules"] == 2
+    # every failed attempt is counted by kind: 2 records x 3 attempts
+    assert lab.stats.counts["failed_http_503"] == 6 and lab.stats.counts["fallback_rules"] == 2
 
 
 def test_a_hang_past_the_timeout_is_retried_and_then_given_up(records: list[PairRecord],
@@ -180,7 +181,7 @@ def test_a_hang_past_the_timeout_is_retried_and_then_given_up(records: list[Pair
         lab = run(settings(stub, tmp_path, timeout_s=0.2, max_retries=1, fallback="skip"),
                   records[:1])
     assert lab.outcomes[0].status == "unlabeled" and lab.outcomes[0].label is None
-    assert lab.stats.counts["failed_timeout"] == 1 and lab.stats.counts["fallback_skip"] == 1
+    assert lab.stats.counts["failed_timeout"] == 2 and lab.stats.counts["fallback_skip"] == 1
 
 
 def test_connection_refused_and_4xx_are_failures_not_crashes(records: list[PairRecord],
@@ -190,22 +191,21 @@ def test_connection_refused_and_4xx_are_failures_not_crashes(records: list[PairR
     s = LLMSettings(model="m", base_url=url, response_format="json_object", max_retries=1,
                     backoff_s=0.01, cache=None)
     lab = run(s, records[:2])
-    assert lab.stats.counts["failed_connection"] == 2
+    assert lab.stats.counts["failed_connection"] == 4               # 2 records x 2 attempts
     with StubLLM(lambda n, b: Reply(status=401)) as stub:
         lab = run(settings(stub, tmp_path), records[:1])
         assert len(stub.requests) == 1                    # not retried
     assert lab.stats.counts["failed_http_401"] == 1 and lab.outcomes[0].status == "fallback"
     with StubLLM(lambda n, b: Reply(raw=b"<html>proxy error</html>")) as stub:
         lab = run(settings(stub, tmp_path), records[:1])
-    assert lab.outcomes[0].status == "fallback" and sum(
-        v for k, v in lab.stats.counts.items() if k.startswith("failed_")) == 1
+    assert lab.outcomes[0].status == "fallback" and lab.stats.counts["failed_bad_body"] == 4
 
 
 # -- bad replies: re-ask with the error fed back -----------------------------------------------
 @pytest.mark.parametrize(("bad", "kind"), [
     ('{"risk_level": "critical", "hazard', "invalid_json"),
     ("Sure! Here is the label you asked for.", "invalid_json"),
-    ('{"risk_level": "extreme", "hazard_type": "rear_end"}', "schema_error"),
+    ('{"risk_level": "extreme", "hazard_type": "rear_end"}', "schema"),
 ])
 def test_malformed_or_schema_violating_json_is_re_asked(records: list[PairRecord],
                                                         tmp_path: Path, bad: str,
@@ -217,7 +217,7 @@ def test_malformed_or_schema_violating_json_is_re_asked(records: list[PairRecord
         lab = run(settings(stub, tmp_path, concurrency=1), records[:1])
         second = stub.requests[1]["messages"]
     assert lab.outcomes[0].status == "ok" and lab.outcomes[0].attempts == 2
-    assert lab.stats.counts[kind] == 1 and lab.stats.counts["reasks"] == 1
+    assert lab.stats.counts[f"failed_{kind}"] == 1 and lab.stats.counts["reasks"] == 1
     assert len(second) == 4 and second[2] == {"role": "assistant", "content": bad}
     assert "schema" in second[3]["content"] or "JSON" in second[3]["content"]
 
