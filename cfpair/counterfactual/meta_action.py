@@ -74,10 +74,11 @@ def longitudinal(v: F64, end: int) -> str:
     return "keep"
 
 
-def road_heading(path: RefPath, s: F64) -> F64:
-    """Heading (rad) of the reference path at arc lengths ``s``."""
-    i = np.clip(np.searchsorted(path.s, s, side="right") - 1, 0, len(path.s) - 1)
-    return np.arctan2(path.tangent[i, 1], path.tangent[i, 0])
+def road_turn(path: RefPath, s0: float, s1: float) -> float:
+    """How far the reference path turns (rad, + left, unwrapped) between arc lengths s0, s1."""
+    i0, i1 = np.clip(np.searchsorted(path.s, [s0, s1], side="right") - 1, 0, len(path.s) - 1)
+    ang = np.arctan2(path.tangent[i0:i1 + 1, 1], path.tangent[i0:i1 + 1, 0])
+    return float(np.sum(wrap_angle(np.diff(ang)))) if ang.size > 1 else 0.0
 
 
 def lateral(path: RefPath, x: F64, y: F64, yaw: F64) -> str:
@@ -85,9 +86,8 @@ def lateral(path: RefPath, x: F64, y: F64, yaw: F64) -> str:
     s, d = frenet(path, x, y)
     off = d - d[0]
     worst = float(off[int(np.argmax(np.abs(off)))])
-    own = float(wrap_angle(yaw[-1] - yaw[0]))
-    heading = road_heading(path, np.array([s[0], s[-1]]))
-    road = float(wrap_angle(heading[1] - heading[0]))
+    own = float(np.sum(wrap_angle(np.diff(yaw))))       # unwrapped: a U-turn stays one side
+    road = road_turn(path, float(s[0]), float(s[-1]))
     follows = abs(road) > TURN_RAD and np.sign(road) == np.sign(own)
     if abs(worst) < LANE_CHANGE_M and abs(own) > TURN_RAD and follows:
         return f"turn_{'left' if own > 0 else 'right'}"

@@ -155,7 +155,9 @@ def _numbers(text: str, default: str, qs: list[Quantity]) -> list[str]:
     found = []
     for clause in _clauses(text):
         role = _role(clause, default)
+        named = set()
         for m in _NAMED.finditer(clause):
+            named.add(m.start(3))       # a bound ("never below 1.5 s") is checked here only
             name, value = _NAMED_Q[m.group(1).lower()], float(m.group(3))
             want = [q for q in qs if q.name == name and q.role == role]
             if _ABOVE.search(m.group(2)):
@@ -168,6 +170,8 @@ def _numbers(text: str, default: str, qs: list[Quantity]) -> list[str]:
                 found.append(f"states the {role}'s {name} as {value:g}, measured "
                              f"{want[0].value:.2f}")
         for m in _UNIT.finditer(clause):
+            if m.start(1) in named:
+                continue
             unit, scale = _unit(m.group(2))
             value = float(m.group(1)) * scale
             if not any(q.unit == unit and _close(q, value) for q in qs):
