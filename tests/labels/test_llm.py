@@ -12,6 +12,7 @@ import pytest
 from cfpair.labels import prompt, rules
 from cfpair.labels.llm import LLMLabeler, LLMSettings
 from cfpair.labels.models import PairRecord
+from cfpair.labels.risk import risk_level
 from tests.labels.stub_llm import Reply, StubLLM, request_schema, valid_content
 from tests.records import synthetic_records
 
@@ -49,6 +50,11 @@ def test_prompt_is_rendered_from_facts_not_arrays(records: list[PairRecord]) -> 
     assert "longitudinal " + str(rec.meta_action.longitudinal) in user
     assert "[" + ", ".join(map(str, rec.negative.x[:3])) not in user   # no raw arrays
     assert len(user) < 6000 and missing == 0
+    for tr in (rec.negative, rec.positive):                 # no operator names or parameters
+        assert tr.perturbation.split(" ")[0] not in user or tr.perturbation == "expert"
+        assert "{" + '"' not in user.split("Return a JSON object")[0]
+    assert rec.positive_vs_negative is not None and rec.positive_vs_negative.summary in user
+    assert f"Risk, graded from the facts: {risk_level(rec)} (" in user
 
 
 def test_pinned_schema_accepts_the_rules_label_and_rejects_a_wrong_agent(
