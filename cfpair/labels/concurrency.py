@@ -1,10 +1,12 @@
 """Adaptive request concurrency for the LLM labeler: climb while throughput grows, halve on a
 timeout, never above what the server says it can run.
 
-Starts at one request in flight. After ``WINDOW`` x limit answered requests it measures
-throughput (limit / mean latency); if that beat the best so far by ``GAIN`` it tries one more
-in flight, else it settles on the best limit and stops climbing. A timeout halves the limit
-(at least 1) and caps it there (multiplicative decrease). A single-slot server (llama.cpp with
+Starts at one request in flight. After a change it skips the answers of requests started
+before it and of the next limit - 1 (they queued behind the old regime); then, after
+``WINDOW`` x limit answers, it measures throughput (limit / mean latency): if that beat the
+best so far by ``GAIN`` it tries one more in flight, else it settles on the best limit and
+stops climbing. A timeout halves the limit (at least 1) and caps it there (multiplicative
+decrease). A single-slot server (llama.cpp with
 one slot queues the second request, so latency doubles and throughput stays flat) settles at 1
 after a few requests; a server with parallel slots climbs up to ``ceiling``.
 """
@@ -12,10 +14,18 @@ after a few requests; a server with parallel slots climbs up to ``ceiling``.
 from __future__ import annotations
 
 import asyncio
+import time
 from types import TracebackType
 
 WINDOW = 2
 GAIN = 1.15
+TIMEOUT_HINT = ("requests timed out: a single-slot local server (llama.cpp) answers one request "
+                "at a time; try --concurrency 1 and a longer --request-timeout")
+
+
+def timeout_hint(stats: dict[str, float]) -> str | None:
+    """A hint for the run summary when requests timed out."""
+    return TIMEOUT_HINT if stats.get("failed_timeout", 0) else None
 
 
 class AdaptiveLimit:
@@ -29,6 +39,8 @@ class AdaptiveLimit:
         self.peak = 0
         self.best: tuple[float, int] | None = None
         self._latencies: list[float] = []
+        self._changed = time.monotonic()
+        self._settling = 0
         self._cond = asyncio.Condition()
 
     def cap_at(self, slots: int) -> None:
@@ -51,8 +63,11 @@ class AdaptiveLimit:
 
     async def success(self, latency_s: float) -> None:
         """An answered request: maybe climb (or settle)."""
-        if not self.adaptive:
-            return
+        if not self.adaptive or time.monotonic() - latency_s < self._changed:
+            return          # started before the last change: it measured the old limit
+        self._settling -= 1
+        if self._settling >= 0:
+            return          # queued behind requests of the old limit: not yet steady state
         self._latencies.append(max(latency_s, 1e-6))
         if len(self._latencies) < WINDOW * self.limit:
             return
@@ -77,4 +92,7 @@ class AdaptiveLimit:
     async def _set(self, value: int) -> None:
         async with self._cond:
             self.limit = max(1, min(value, self.cap))
+            self._changed = time.monotonic()
+            self._settling = self.limit - 1
+            self._latencies.clear()
             self._cond.notify_all()

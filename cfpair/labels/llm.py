@@ -36,7 +36,7 @@ from cfpair.errors import ConfigError
 from cfpair.labels import prompt, rules
 from cfpair.labels.base import Outcome, register
 from cfpair.labels.cache import CachedReply, RequestCache, request_key
-from cfpair.labels.concurrency import AdaptiveLimit
+from cfpair.labels.concurrency import AdaptiveLimit, timeout_hint
 from cfpair.labels.grounding import check_label
 from cfpair.labels.models import SCHEMA_VERSION, PairRecord, SafetyLabel
 from cfpair.labels.secrets import scrub
@@ -58,8 +58,6 @@ FEEDBACK_CHARS = 2000
 #: reply failures also counted under their own name (besides ``failed_<kind>``)
 LEGACY_COUNTS = {"invalid_json": "invalid_json", "schema": "schema_error", "echo": "echo",
                  "oversize": "oversize"}
-TIMEOUT_HINT = ("requests timed out: a single-slot local server (llama.cpp) answers one request "
-                "at a time; try --concurrency 1 and a longer --request-timeout")
 
 __all__ = ["LLMLabeler", "LLMSettings", "LLMStats", "Outcome", "timeout_hint"]
 
@@ -146,11 +144,6 @@ class LLMStats:
         if self.concurrency_max:
             out["concurrency_max_s"] = self.concurrency_max   # merged by max in the manifest
         return out
-
-
-def timeout_hint(stats: dict[str, float]) -> str | None:
-    """A hint for the run summary when requests timed out."""
-    return TIMEOUT_HINT if stats.get("failed_timeout", 0) else None
 
 
 def parse_label(content: str) -> SafetyLabel:
