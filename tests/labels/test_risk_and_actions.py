@@ -133,3 +133,10 @@ def test_a_positive_that_stays_in_lane_is_never_a_lane_change(m) -> None:  # noq
     assert not str(lat).startswith("change_lane"), (bound, lat)
     if bound < 0.4:        # on its line (a curve or not): never a nudge or a lane change
         assert lat in ("keep_lane", "turn_left", "turn_right"), (bound, lat)
+
+
+def test_the_readme_documents_the_risk_table() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert table_markdown() in readme
