@@ -8,6 +8,7 @@ findings by kind over the batch; ``counters()`` is the flat numbers that go into
 
 from __future__ import annotations
 
+import importlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,14 +64,16 @@ def register(name: str) -> Callable[[Factory], Factory]:
     return deco
 
 
-def _load_builtin() -> None:
-    """Import the built-in labelers (they register themselves)."""
-    from cfpair.labels import llm, rules  # noqa: F401
+#: built-in labelers: name -> the module that registers it (imported on first use, so the
+#: rules labeler never needs the ``llm`` extra)
+BUILTIN = {"rules": "cfpair.labels.rules", "openai": "cfpair.labels.llm"}
 
 
 def make_labeler(name: str, cfg: Any) -> Labeler:
     """The labeler registered under ``name``, built from ``cfg``."""
-    _load_builtin()
+    if name not in REGISTRY and name in BUILTIN:
+        importlib.import_module(BUILTIN[name])
     if name not in REGISTRY:
-        raise ConfigError(f"unknown labeler {name!r}; known: {', '.join(sorted(REGISTRY))}")
+        known = sorted(set(REGISTRY) | set(BUILTIN))
+        raise ConfigError(f"unknown labeler {name!r}; known: {', '.join(known)}")
     return REGISTRY[name](cfg)

@@ -82,3 +82,27 @@ def test_every_kind_of_contradiction_is_caught(records) -> None:  # noqa: ANN001
         lab = SafetyLabel.model_validate({**good.model_dump(), **change})
         kinds = [c.kind for c in check_label(lab, rec)]
         assert kinds == [kind], (kind, kinds)
+
+
+def test_labelers_share_one_protocol_and_registry(records) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    from cfpair.config import GenerateConfig
+    from cfpair.errors import ConfigError
+    from cfpair.labels.base import Labeler, make_labeler
+
+    lab = make_labeler("rules", GenerateConfig())
+    assert isinstance(lab, Labeler)
+    out = lab.label_batch(records[:3])
+    assert [o.status for o in out] == ["ok"] * 3 and lab.counters() == {}
+    assert all(o.label == rules.label(r) for o, r in zip(out, records[:3], strict=True))
+    with pytest.raises(ConfigError, match="known: openai, rules"):
+        make_labeler("gpt", GenerateConfig())
+    # the rules labeler never imports the LLM client
+    code = ("import sys; from cfpair.config import GenerateConfig; "
+            "from cfpair.labels.base import make_labeler; make_labeler('rules', "
+            "GenerateConfig()); print('openai' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.stdout.strip() == "False", res.stderr
