@@ -115,7 +115,8 @@ def _summary(c: dict[str, float | None]) -> str:
     parts = []
     pos_b, neg_b = c["brake_onset_s"], c["negative_brake_onset_s"]
     if pos_b is not None and neg_b is None:
-        parts.append(f"starts braking at {pos_b:.1f} s where the negative does not brake")
+        when = "brakes at once" if pos_b < 0.05 else f"starts braking at {pos_b:.1f} s"
+        parts.append(f"{when} where the negative does not brake")
     elif pos_b is not None and neg_b is not None and abs(neg_b - pos_b) >= 0.2:
         parts.append(f"brakes {abs(neg_b - pos_b):.1f} s "
                      f"{'earlier' if pos_b < neg_b else 'later'}")

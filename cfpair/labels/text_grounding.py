@@ -33,7 +33,9 @@ from cfpair.labels.risk import closing_speed, offroad_seconds
 KIND = "text_contradiction"
 #: absolute tolerance per unit; distances also accept 10 % of the value
 TOLERANCE = {"s": 0.3, "m/s": 0.6, "m": 0.3, "score": 0.1}
-CONSTANTS = {"s": (0.95, 1.0, 2.0, 3.0, 4.0)}   # the TTC bound, horizons the text may cite
+#: numbers the text may cite that are not facts of the pair: the 0.1 / 0.5 s grids, nuPlan's
+#: TTC bound, the 2 s history, the 3 s TTC and 4 s horizons; the 0.5 m margin, a 3.5 m lane
+CONSTANTS = {"s": (0.1, 0.5, 0.95, 1.0, 2.0, 3.0, 4.0), "m": (0.5, 3.5)}
 CLASS_WORDS = {"pedestrian": ("pedestrian",), "cyclist": ("cyclist", "bicycle"),
                "truck": ("truck",), "bus": ("bus",), "motorcycle": ("motorcycle",),
                "vehicle": ("car", "vehicle"), "static": ("static", "stationary")}
