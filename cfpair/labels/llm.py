@@ -98,10 +98,18 @@ class _Reply:
     usage: tuple[int, int, float] = (0, 0, 0.0)   # prompt tokens, completion tokens, latency
 
 
+#: (base URL, model) pairs that refused a json_schema request in this process
+_SCHEMA_REFUSED: set[tuple[str | None, str]] = set()
+
+
 class LLMLabeler:
     """Labels records concurrently against one OpenAI-compatible endpoint."""
 
     name = NAME
+
+    @property
+    def _server(self) -> tuple[str | None, str]:
+        return (self.s.base_url, self.s.model)
 
     def __init__(self, settings: LLMSettings) -> None:
         self.s = settings
@@ -109,6 +117,8 @@ class LLMLabeler:
         self.contradictions: Counter[str] = Counter()
         self.mode = "json_schema" if settings.response_format == "auto" \
             else settings.response_format
+        if self.mode == "json_schema" and self._server in _SCHEMA_REFUSED:
+            self.mode = "json_object"       # this process already learned it (another shard)
         self.cache = RequestCache(settings.cache) if settings.cache else None
         self._client: openai.AsyncOpenAI | None = None
         self._limit: AdaptiveLimit | None = None
@@ -188,7 +198,8 @@ class LLMLabeler:
                 if (mode == "json_schema" and self.s.response_format == "auto"
                         and exc.status_code in SCHEMA_UNSUPPORTED):
                     if self.mode == "json_schema":
-                        self.mode = "json_object"          # sticky for this labeler
+                        self.mode = "json_object"          # sticky for this process
+                        _SCHEMA_REFUSED.add(self._server)
                         self.stats.counts["format_fallbacks"] += 1
                     continue
                 kind = _kind(exc)

@@ -135,6 +135,15 @@ def test_auto_falls_back_from_json_schema_to_json_object(records: list[PairRecor
                              cache=str(tmp_path / "c.sqlite")), records[:3])
         assert stub.requests == []
     assert again.stats.counts["cache_hits"] == 3
+    with StubLLM(script) as stub:     # the next shard's labeler in this process: no 500 again
+        first = run(settings(stub, tmp_path, response_format="auto", concurrency=1),
+                    records[:1])
+        second = run(settings(stub, tmp_path, response_format="auto", concurrency=1),
+                     records[1:3])
+        kinds = [r["response_format"]["type"] for r in stub.requests]
+    assert first.stats.counts["format_fallbacks"] == 1
+    assert second.stats.counts["format_fallbacks"] == 0
+    assert kinds == ["json_schema", "json_object", "json_object", "json_object"]
 
 
 # -- transport faults --------------------------------------------------------------------------
