@@ -100,7 +100,12 @@ def server(recs: list[PairRecord], levels: list[int]) -> None:
     """Part 2: labels/s against concurrency on llama.cpp's server."""
     print(f"\nllama.cpp server, Gemma-3-270M Q4_K_M, 2 threads, {len(recs)} pairs per level")
     with tempfile.TemporaryDirectory() as tmp, llama_server(Path(tmp)) as url:
-        labeler_run(url, recs[:1], 1, "tiny")          # warm-up (grammar, caches)
+        _, warm = labeler_run(url, recs[:1], 1, "tiny")          # warm-up (grammar, caches)
+        if not warm.get("replies"):
+            print("the server did not answer the warm-up request (failures: "
+                  + ", ".join(f"{k[7:]}: {int(v)}" for k, v in warm.items()
+                              if k.startswith("failed_")) + "); see its log. Skipped.")
+            return
         sec, st = labeler_run(url, recs, 8, "tiny", **DEFAULTS)
         print(f"default settings (adaptive, ceiling 8, timeout 60 s): {len(recs) / sec:.3f} "
               f"labels/s, {sec:.1f} s for {len(recs)} pairs, {int(st.get('requests', 0))} "
