@@ -60,6 +60,7 @@ def _parse_options(items: list[str]) -> dict[str, object]:
 
 def llm_line(s: dict[str, float]) -> str:
     """Requests, cache hits, tokens, cost, latency and failures of the LLM labeler."""
+    from cfpair.labels.concurrency import timeout_hint
     req = int(s.get("requests", 0))
     replies = int(s.get("replies", 0))
     mean = s.get("latency_s", 0.0) / replies if replies else 0.0
@@ -69,7 +70,8 @@ def llm_line(s: dict[str, float]) -> str:
             f"${s.get('cost_usd', 0.0):.4f}, mean latency {mean:.2f} s, "
             f"{int(s.get('retries', 0))} retries, {int(s.get('reasks', 0))} re-asks, "
             f"{int(s.get('format_fallbacks', 0))} format fallbacks, failures "
-            + (", ".join(f"{k}: {v}" for k, v in sorted(fails.items())) or "none"))
+            + (", ".join(f"{k}: {v}" for k, v in sorted(fails.items())) or "none")
+            + (f"; hint: {hint}" if (hint := timeout_hint(s)) else ""))
 
 
 @app.command()
@@ -92,8 +94,9 @@ def generate(
     model: str = typer.Option(None, help="model name for --labeler openai"),
     api_key_env: str = typer.Option(None, help="env var holding the API key "
                                     "[default: OPENAI_API_KEY]"),
-    concurrency: int = typer.Option(None, min=1, help="LLM requests in flight per worker "
-                                    "[default: 8]"),
+    concurrency: int = typer.Option(None, min=1, help="most LLM requests in flight per "
+                                    "worker; starts at 1 and climbs only while throughput "
+                                    "grows (use 1 for a single-slot local server) [default: 8]"),
     request_timeout: float = typer.Option(None, min=0.01, help="seconds per LLM request "
                                           "[default: 60]"),
     max_retries: int = typer.Option(None, min=0, help="retries on 429/5xx/timeouts "

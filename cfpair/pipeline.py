@@ -27,9 +27,9 @@ from cfpair.counterfactual.context import build_context
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
 from cfpair.errors import CfpairError, ConfigError, SceneRejected, ShardError
-from cfpair.labels import rules
-from cfpair.labels.grounding import check_label
+from cfpair.labels.base import make_labeler
 from cfpair.labels.models import PairRecord, SafetyLabel
+from cfpair.labels.risk import risk_level
 from cfpair.lock import FolderLock
 from cfpair.metrics.pdms import score_candidates
 from cfpair.outdir import check_apart
@@ -80,6 +80,7 @@ class ShardResult:
     contradictions: dict[str, int]
     seconds: float
     llm: dict[str, float] = field(default_factory=dict)
+    risk_levels: dict[str, int] = field(default_factory=dict)
     row_sha256: list[str] = field(default_factory=list)
 
     def entry(self) -> dict[str, Any]:
@@ -88,7 +89,8 @@ class ShardResult:
                 "sha256": sha256(self.data), "bytes": len(self.data), "rejects": self.rejects,
                 "row_sha256": self.row_sha256,
                 "labels_by_labeler": self.labels_by_labeler, "label_status": self.label_status,
-                "contradictions": self.contradictions, "llm": self.llm}
+                "contradictions": self.contradictions, "llm": self.llm,
+                "risk_levels": self.risk_levels}
 
 
 _SOURCES: dict[tuple[str, str | None, str], ScenarioSource] = {}
@@ -173,39 +175,24 @@ def _with_label(rec: PairRecord, lab: SafetyLabel | None, status: str, labeler: 
     return rec.model_copy(update={"label": lab, "label_status": status, "provenance": prov})
 
 
-def label_record(rec: PairRecord, counts: dict[str, Counter]) -> PairRecord:
-    """Attach the rules label and check it against the facts."""
-    lab = rules.label(rec)
-    bad = check_label(lab, rec)
-    counts["contradictions"].update(c.kind for c in bad)
-    status = "ok" if not bad else "unlabeled"
-    counts["labels_by_labeler"][rules.NAME] += 1
-    counts["label_status"][status] += 1
-    return _with_label(rec, lab if not bad else None, status, rules.NAME)
-
-
 def label_records(records: list[PairRecord], cfg: GenerateConfig,
                   counts: dict[str, Counter]) -> tuple[list[PairRecord], dict[str, float]]:
-    """Label a shard's records with the configured labeler; LLM stats (empty for rules)."""
-    if cfg.labeler == "rules":
-        return [label_record(r, counts) for r in records], {}
-    from cfpair.labels.llm import LLMLabeler
-
-    labeler = LLMLabeler(cfg.llm_settings())
+    """Label a shard's records with the configured labeler (``labels.base`` registry) and count
+    the outcomes the same way for every labeler; returns the labeler's stats."""
+    labeler = make_labeler(cfg.labeler, cfg)
     try:
-        outcomes = labeler.run(records)
+        outcomes = labeler.label_batch(records)
     finally:
         labeler.close()
     counts["contradictions"].update(labeler.contradictions)
     out = []
     for rec, o in zip(records, outcomes, strict=True):
         counts["label_status"][o.status] += 1
+        counts["risk_levels"][str(risk_level(rec))] += 1
         if o.label is not None:
             counts["labels_by_labeler"][o.labeler] += 1
-        llm = o.labeler != rules.NAME
-        out.append(_with_label(rec, o.label, o.status, o.labeler,
-                               cfg.prompt_version if llm else None, cfg.model if llm else None))
-    return out, labeler.stats.as_dict()
+        out.append(_with_label(rec, o.label, o.status, o.labeler, o.prompt_version, o.model))
+    return out, labeler.counters()
 
 
 def process_shard(spec: ShardSpec, cfg: GenerateConfig) -> ShardResult:
@@ -216,7 +203,8 @@ def process_shard(spec: ShardSpec, cfg: GenerateConfig) -> ShardResult:
     records: list[PairRecord] = []
     rejects: list[dict[str, Any]] = []
     counts: dict[str, Counter] = {k: Counter() for k in
-                                  ("labels_by_labeler", "label_status", "contradictions")}
+                                  ("labels_by_labeler", "label_status", "contradictions",
+                                   "risk_levels")}
     for ref in spec.refs:
         try:
             scn = src.load(ref)
@@ -241,7 +229,7 @@ def process_shard(spec: ShardSpec, cfg: GenerateConfig) -> ShardResult:
     return ShardResult(spec.name, spec.split, data, len(records), len(spec.refs), rejects,
                        dict(counts["labels_by_labeler"]), dict(counts["label_status"]),
                        dict(counts["contradictions"]), time.perf_counter() - started, llm,
-                       row_digests(table))
+                       dict(counts["risk_levels"]), row_digests(table))
 
 
 @dataclass(frozen=True)

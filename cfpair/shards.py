@@ -262,7 +262,8 @@ class Manifest:
         shards = self.data["shards"]
         counts: dict[str, Any] = {"pairs": 0, "scenes": 0, "rejected": 0, "by_split": {},
                                   "rejects_by_reason": {}, "labels_by_labeler": {},
-                                  "label_status": {}, "contradictions": {}, "llm": {}}
+                                  "label_status": {}, "contradictions": {}, "llm": {},
+                                  "risk_levels": {}}
         for name in sorted(shards):
             e = shards[name]
             counts["pairs"] += e["rows"]
@@ -272,7 +273,7 @@ class Manifest:
             for r in e["rejects"]:
                 key = r["reason"]
                 counts["rejects_by_reason"][key] = counts["rejects_by_reason"].get(key, 0) + 1
-            for group in ("labels_by_labeler", "label_status", "contradictions"):
+            for group in ("labels_by_labeler", "label_status", "contradictions", "risk_levels"):
                 for k, v in e.get(group, {}).items():
                     counts[group][k] = counts[group].get(k, 0) + v
             llm = counts["llm"]
@@ -306,6 +307,16 @@ def card_yaml(configs: dict[str, dict[str, str]]) -> list[str]:
     return yaml + ["tags:", "- autonomous-driving", "- safety", "- counterfactual", "---", ""]
 
 
+def risk_block(levels: dict[str, int]) -> list[str]:
+    """The card's risk-distribution table (graded from the facts, ``cfpair.labels.risk``)."""
+    from cfpair.labels.risk import distribution
+
+    dist = distribution([k for k, n in levels.items() for _ in range(n)])
+    return ["Risk of the negatives (graded from the facts; table in cfpair's README):", "",
+            "| risk_level | pairs |", "|---|---|", *[f"| {k} | {n} |" for k, n in dist.items()],
+            ""]
+
+
 def write_card(out: Path, manifest: Manifest) -> Path:
     """README.md dataset card with YAML ``configs:`` so ``load_dataset(out)`` finds the splits."""
     d = manifest.data
@@ -337,6 +348,7 @@ def write_card(out: Path, manifest: Manifest) -> Path:
                  f"{int(c['llm'].get('completion_tokens', 0))} completion tokens, "
                  f"{int(c['llm'].get('cache_hits', 0))} cache hits."
                  if c.get("llm") else ""), "",
+        *risk_block(c.get("risk_levels", {})),
         "Each row holds the scene context at the anchor (ego history, agents, map summary, "
         "camera paths), the expert, risky negative and counterfactual positive trajectories "
         "(ego rear axle, ego frame at the anchor, 0.1 s states and 8 NAVSIM poses at 0.5 s) "

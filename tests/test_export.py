@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -160,6 +161,37 @@ def test_dpo_chosen_is_the_positive_and_rejected_the_negative(small_run: Path,
         rejected = parse_trajectory(row["rejected"][0]["content"][0]["text"])
         assert np.allclose(chosen[:, :2], np.asarray(rec.positive.poses)[:, :2], atol=0.006)
         assert np.allclose(rejected[:, :2], np.asarray(rec.negative.poses)[:, :2], atol=0.006)
+
+
+def test_answers_contain_what_the_prompt_asks_for(small_run: Path,
+                                                  exports: dict[str, Path]) -> None:
+    """The prompt asks for the risk assessment, then the trajectory: chosen carries the label's
+    assessment and the positive; rejected the negative's own (wrong) assessment and the
+    negative, in the same form."""
+    recs = {r.pair_id: r for r in load_records(small_run, "train")}
+    # read the file itself (the datasets cache can serve a stale copy of a reused tmp path)
+    shard = exports["trl-dpo"] / "data" / "train-00000-of-00001.parquet"
+    for row in pq.read_table(shard).to_pylist():
+        rec = recs[row["pair_id"]]
+        prompt_text = row["prompt"][1]["content"][-1]["text"]
+        assert "risk assessment, then the trajectory" in prompt_text
+        chosen = row["chosen"][0]["content"][0]["text"]
+        rejected = row["rejected"][0]["content"][0]["text"]
+        assert rec.label is not None
+        assert chosen.startswith(f"Risk: {rec.label.risk_level} ({rec.label.hazard_type})")
+        assert rec.label.failure_description in chosen
+        assert chosen.index("Risk:") < chosen.index("<trajectory>")
+        assert rejected.startswith("Risk: none (none)") and "<trajectory>" in rejected
+        neg = rec.positive_vs_negative.negative_action if rec.positive_vs_negative else None
+        assert neg is not None and f"Action: {neg.longitudinal}, {neg.lateral}." in rejected
+        # same structure: the preference is about the content, not the form
+        def heads(text: str) -> list[str]:
+            return [ln.split(":")[0] if ":" in ln else ln[:12] for ln in text.splitlines()]
+        assert heads(chosen) == heads(rejected) == [
+            "Risk", "What would go wrong", "Correction", "Action", "<trajectory>"]
+    lf = json.loads((exports["llamafactory"] / "cfpair_dpo_train.json").read_text())
+    assert all(r["chosen"]["value"].startswith("Risk:") and r["rejected"]["value"].startswith(
+        "Risk: none") for r in lf)
 
 
 def test_trl_grpo_rows_feed_the_example_reward(exports: dict[str, Path], tokenizer) -> None:

@@ -10,12 +10,13 @@ import numpy as np
 
 from cfpair.counterfactual.candidates import Candidates
 from cfpair.counterfactual.context import DT, EvalContext
+from cfpair.counterfactual.meta_action import corrective_action
 from cfpair.errors import SceneRejected
 from cfpair.geometry.boxes import box_distance
 from cfpair.geometry.collision import collisions
 from cfpair.geometry.comfort import ComfortBounds, comfort_of_path
-from cfpair.geometry.transforms import wrap_angle
 from cfpair.geometry.ttc import constant_velocity_ttc
+from cfpair.labels.models import Contrast
 from cfpair.metrics.pdms import COLLISION_TYPES, Scores, agent_boxes, ego_boxes
 from cfpair.types import F64
 
@@ -71,6 +72,7 @@ class Pair:
     longitudinal: str
     lateral: str
     stats: dict[str, Any]
+    contrast: Contrast | None = None
 
 
 def risky_mask(s: Scores) -> np.ndarray:
@@ -199,38 +201,9 @@ def trajectory_facts(ctx: EvalContext, c: Candidates, s: Scores, i: int, role: s
 
 def meta_action(c: Candidates, neg: int, pos: int, conflict_step: int | None
                 ) -> tuple[str, str]:
-    """The corrective meta-action that turns the negative into the positive.
-
-    Longitudinal (up to the conflict, else over the horizon): stop if the positive comes to a
-    halt (< 0.3 m/s) that the negative does not; decelerate / accelerate if the mean speed
-    differs by more than 0.5 m/s; else keep. Lateral: turn_<side> if the positive turns by
-    > 0.5 rad itself and ends > 0.5 rad further that way than the negative; else from the
-    largest lateral separation from the negative at the same step:
-    < 0.5 m keep_lane, < 2.5 m nudge_<side>, else change_lane_<side>.
-    """
-    end = c.x.shape[1] if conflict_step is None else max(conflict_step + 1, 2)
-    vp, vn = c.v[pos, :end], c.v[neg, :end]
-    if vp.min() < 0.3 <= vn.min():
-        lon = "stop"
-    elif np.mean(vp - vn) < -0.5:
-        lon = "decelerate"
-    elif np.mean(vp - vn) > 0.5:
-        lon = "accelerate"
-    else:
-        lon = "keep"
-    dyaw = float(wrap_angle(c.yaw[pos, -1] - c.yaw[neg, -1]))
-    own = float(wrap_angle(c.yaw[pos, -1] - c.yaw[pos, 0]))
-    turns = abs(dyaw) > 0.5 and abs(own) > 0.5 and np.sign(own) == np.sign(dyaw)
-    # signed lateral separation of the positive from the negative's pose at the same step
-    dx, dy = c.x[pos] - c.x[neg], c.y[pos] - c.y[neg]
-    lat = -np.sin(c.yaw[neg]) * dx + np.cos(c.yaw[neg]) * dy
-    worst = float(lat[np.argmax(np.abs(lat))])
-    side = "left" if (dyaw if turns else worst) > 0 else "right"
-    if turns:
-        return lon, f"turn_{side}"
-    if abs(worst) < 0.5:
-        return lon, "keep_lane"
-    return lon, f"nudge_{side}" if abs(worst) < 2.5 else f"change_lane_{side}"
+    """(longitudinal, lateral) of the positive's own motion; see ``meta_action.py``."""
+    ma, _ = corrective_action(c.path, c.x, c.y, c.yaw, c.v, neg, pos, conflict_step)
+    return str(ma.longitudinal), str(ma.lateral)
 
 
 def make_pair(ctx: EvalContext, c: Candidates, s: Scores) -> Pair:
@@ -240,9 +213,10 @@ def make_pair(ctx: EvalContext, c: Candidates, s: Scores) -> Pair:
     facts = {role: trajectory_facts(ctx, c, s, i, role)
              for role, i in (("expert", 0), ("negative", neg), ("positive", pos))}
     conflict = facts["negative"].first_conflict_time_s
-    lon, lat = meta_action(c, neg, pos, None if conflict is None
-                           else int(round(conflict / DT)))
+    action, contrast = corrective_action(c.path, c.x, c.y, c.yaw, c.v, neg, pos,
+                                         None if conflict is None else int(round(conflict / DT)))
     risky = risky_mask(s)
     stats = {"candidates": c.k, "feasible": int(c.feasible.sum()), "risky": int(risky.sum()),
              "safe": int((safe_mask(s, c.feasible) & margin).sum())}
-    return Pair(neg, pos, facts["expert"], facts["negative"], facts["positive"], lon, lat, stats)
+    return Pair(neg, pos, facts["expert"], facts["negative"], facts["positive"],
+                str(action.longitudinal), str(action.lateral), stats, contrast)

@@ -142,4 +142,5 @@ def build_record(ctx: EvalContext, c: Candidates, pair: Pair, split: str, seed: 
         negative=_trajectory(ctx, c, pair.negative_facts),
         positive=_trajectory(ctx, c, pair.positive_facts),
         meta_action=m.MetaAction(longitudinal=pair.longitudinal, lateral=pair.lateral),
+        positive_vs_negative=pair.contrast,
         label=None, label_status="unlabeled", provenance=prov)

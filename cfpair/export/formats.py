@@ -7,9 +7,9 @@ is :func:`cfpair.export.text.scene_prompt`; answers use the reversible trajector
 
 - trl-sft: ``messages`` (system, user [image, text], assistant [analysis + positive]) +
   ``images``;
-- trl-dpo: ``prompt`` (system, user) / ``chosen`` (the positive) / ``rejected`` (the
-  negative) + ``images``; both answers are trajectory-only so the preference is about the
-  action, not about the length of the text;
+- trl-dpo: ``prompt`` (system, user) / ``chosen`` / ``rejected`` + ``images``; as the prompt
+  asks, each answer is an assessment then a trajectory: chosen = the label's analysis + the
+  positive, rejected = the negative's own (wrong) assessment in the same form + the negative;
 - trl-grpo: ``prompt`` + ``images`` + what a reward function needs: ``scene`` (the record
   as JSON, label removed, for :func:`cfpair.export.reward.score_completion`), the three
   anchors' poses and the negative / positive facts;
@@ -108,9 +108,10 @@ def sft_row(rec: PairRecord, img: SceneImage) -> dict[str, Any]:
 
 
 def dpo_row(rec: PairRecord, img: SceneImage) -> dict[str, Any]:
-    """trl-dpo: positive chosen, negative rejected (trajectory-only answers)."""
+    """trl-dpo: chosen = the label's assessment + the positive, rejected = the negative's own
+    assessment + the negative (``text.answer``)."""
     def turn(role: str) -> list[dict[str, Any]]:
-        return [{"role": "assistant", "content": _parts(answer(rec, role, reasoning=False))}]
+        return [{"role": "assistant", "content": _parts(answer(rec, role))}]
     return {"pair_id": rec.pair_id, "prompt": _prompt_parts(rec), "chosen": turn("positive"),
             "rejected": turn("negative"), "images": _image_cell(img)}
 
@@ -276,7 +277,7 @@ def _export(out: Path, dest: Path, fmt: str, images: str, root: str | Path | Non
         res.images[img.kind] += 1
         return img
 
-    need_label = fmt in ("trl-sft", "llamafactory")
+    need_label = fmt in ("trl-sft", "trl-dpo", "llamafactory")
     writer: Callable[..., list[Path]] = (_llamafactory if fmt == "llamafactory" else _parquet)
     for split in _splits(out, splits):
         recs = list(_records(out, split, limit, res, need_label))
@@ -321,8 +322,8 @@ def _llamafactory(recs: list[PairRecord], split: str, dest: Path, fmt: str,
         sft.append({"conversations": [human, {"from": "gpt", "value": answer(rec)}],
                     "system": SYSTEM, "images": [rel]})
         dpo.append({"conversations": [human],
-                    "chosen": {"from": "gpt", "value": answer(rec, "positive", False)},
-                    "rejected": {"from": "gpt", "value": answer(rec, "negative", False)},
+                    "chosen": {"from": "gpt", "value": answer(rec, "positive")},
+                    "rejected": {"from": "gpt", "value": answer(rec, "negative")},
                     "system": SYSTEM, "images": [rel]})
     for kind, rows in (("sft", sft), ("dpo", dpo)):
         path = dest / f"cfpair_{kind}_{split}.json"

@@ -21,6 +21,7 @@ import numpy as np
 
 from cfpair.errors import TrajectoryParseError
 from cfpair.labels.models import PairRecord, SafetyLabel, anchor_index
+from cfpair.labels.rules import agent_name
 
 XY_DECIMALS = 2
 YAW_DECIMALS = 3
@@ -109,8 +110,8 @@ def scene_prompt(rec: PairRecord, max_agents: int = 8) -> str:
 
 def analysis(label: SafetyLabel) -> str:
     """The safety analysis of a label: risk, critical agent, what fails, the correction."""
-    agent = (f"{label.critical_agent.cls} {label.critical_agent.id}" if label.critical_agent
-             else "none")
+    agent = (agent_name(label.critical_agent.id, str(label.critical_agent.cls))
+             if label.critical_agent else "none")
     ttc = ("" if label.time_to_conflict_s is None
            else f", conflict in {label.time_to_conflict_s:.1f} s")
     ma = label.corrective_action
@@ -121,10 +122,29 @@ def analysis(label: SafetyLabel) -> str:
         f"Action: {ma.longitudinal}, {ma.lateral}."]))
 
 
+def negative_analysis(rec: PairRecord) -> str:
+    """The assessment the negative itself acts on (the rejected answer of a preference pair):
+    in the same form as ``analysis``, it sees no risk and does what the negative does."""
+    c = rec.positive_vs_negative
+    ma = c.negative_action if c is not None else None
+    lon, lat = (ma.longitudinal, ma.lateral) if ma is not None else ("keep", "keep_lane")
+    return clean("\n".join([
+        "Risk: none (none); critical agent: none.",
+        "What would go wrong: nothing; the way ahead looks clear.",
+        "Correction: none needed; the ego carries on with its plan.",
+        f"Action: {lon}, {lat}."]))
+
+
 def answer(rec: PairRecord, role: str = "positive", reasoning: bool = True) -> str:
-    """The assistant's answer: the label's analysis (when asked and the record has a label)
-    followed by the ``role`` trajectory in the text form."""
+    """The assistant's answer, in the order the prompt asks for: the assessment, then the
+    ``role`` trajectory in the text form. The positive carries the label's analysis (when the
+    record has a label), the negative its own wrong assessment (``negative_analysis``);
+    ``reasoning=False`` gives the trajectory alone."""
     traj = format_trajectory(getattr(rec, role).poses)
-    if reasoning and rec.label is not None:
+    if not reasoning:
+        return traj
+    if role == "negative":
+        return negative_analysis(rec) + "\n" + traj
+    if rec.label is not None:
         return analysis(rec.label) + "\n" + traj
     return traj

@@ -1,5 +1,9 @@
 """sqlite request cache: a reply is stored under the hash of everything that decides it.
 
+Only replies that became an accepted (parsed, grounded) label are stored, after secrets are
+scrubbed; a stored reply that fails validation later is deleted, never replayed. Replies are
+bounded by the labeler's ``max_reply_bytes`` and the label schema's text limits.
+
 The key is sha256 of the canonical JSON of (model, prompt version, schema version, messages,
 request params). The API key and the server address are never part of it and never stored.
 Safe to share between worker processes (WAL journal, busy timeout).
@@ -63,6 +67,10 @@ class RequestCache:
         self.db.execute("INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?, ?)",
                         (key, reply.content, reply.prompt_tokens, reply.completion_tokens,
                          reply.latency_s, time.time()))
+
+    def delete(self, key: str) -> None:
+        """Forget a reply (one that turned out invalid must never be replayed)."""
+        self.db.execute("DELETE FROM replies WHERE key = ?", (key,))
 
     def __len__(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM replies").fetchone()[0])

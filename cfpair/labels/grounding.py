@@ -1,36 +1,29 @@
-"""Check a label against the measured facts; every contradiction is named by kind."""
+"""Check a label against the measured facts; every contradiction is named by kind.
+
+The structured fields are checked exactly (risk level, critical agent, corrective action) or
+within a tolerance (times, safety score). The free text (``text_grounding.py``) is checked for
+numbers, agents, actions and comparisons that contradict the facts (kind
+``text_contradiction``). ``check_label`` does both; ``validate`` and the LLM labeler call it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from cfpair.labels.contradiction import Contradiction
 from cfpair.labels.models import Facts, HazardType, PairRecord, RiskLevel, SafetyLabel
+from cfpair.labels.risk import risk_facts, risk_level
+from cfpair.labels.text_grounding import check_text
 
 TIME_TOLERANCE_S = 0.3
 SCORE_TOLERANCE = 0.15
 KINDS = ("critical_agent", "risk_level", "hazard_type", "time_to_conflict", "corrective_action",
-         "safety_score")
+         "safety_score", "text_contradiction")
+
+__all__ = ["KINDS", "Contradiction", "allowed_hazards", "check_label", "expected_risk"]
 
 
-@dataclass(frozen=True)
-class Contradiction:
-    """One way a label disagrees with the facts."""
-
-    kind: str
-    message: str
-
-
-def expected_risk(f: Facts) -> set[RiskLevel]:
-    """Risk levels compatible with the negative's facts."""
-    if f.collides:
-        return {RiskLevel.critical}
-    if not f.ttc_ok:
-        return {RiskLevel.high, RiskLevel.critical}
-    if not f.drivable_ok:
-        return {RiskLevel.medium, RiskLevel.high}
-    if f.min_distance_m < 1.0:
-        return {RiskLevel.low, RiskLevel.medium}
-    return {RiskLevel.none, RiskLevel.low}
+def expected_risk(rec: PairRecord) -> set[RiskLevel]:
+    """The risk level the negative's facts grade to (``risk.RISK_TABLE``), as a set."""
+    return {risk_level(rec)}
 
 
 def allowed_hazards(f: Facts) -> set[HazardType]:
@@ -52,8 +45,8 @@ def allowed_hazards(f: Facts) -> set[HazardType]:
     return {HazardType.rear_end, HazardType.side_swipe}
 
 
-def check_label(label: SafetyLabel, record: PairRecord) -> list[Contradiction]:
-    """All contradictions between ``label`` and the record's measured facts."""
+def check_structured(label: SafetyLabel, record: PairRecord) -> list[Contradiction]:
+    """Contradictions between the label's structured fields and the facts."""
     f = record.negative.facts
     out = []
     want_id = f.critical_agent_id
@@ -63,11 +56,14 @@ def check_label(label: SafetyLabel, record: PairRecord) -> list[Contradiction]:
         out.append(Contradiction("critical_agent", f"label names {got_id!r} "
                                  f"({label.critical_agent.cls if label.critical_agent else None})"
                                  f", facts say {want_id!r} ({f.critical_agent_class})"))
-    if label.risk_level not in expected_risk(f):
-        out.append(Contradiction("risk_level", f"risk {label.risk_level} but the negative "
-                                 f"{'collides' if f.collides else 'does not collide'}, TTC ok="
-                                 f"{f.ttc_ok}, drivable ok={f.drivable_ok}; expected one of "
-                                 f"{sorted(expected_risk(f))}"))
+    want_risk = risk_level(record)
+    if label.risk_level != want_risk:
+        rf = risk_facts(record)
+        out.append(Contradiction("risk_level", f"risk {label.risk_level} but the facts grade "
+                                 f"{want_risk} (contact {rf.contact}, at fault {rf.at_fault}, "
+                                 f"closing {rf.closing_speed_mps} m/s, min TTC {rf.min_ttc_s}, "
+                                 f"min distance {rf.min_distance_m} m, off-road "
+                                 f"{rf.offroad_s} s)"))
     if label.hazard_type not in allowed_hazards(f):
         out.append(Contradiction("hazard_type", f"hazard {label.hazard_type} does not fit "
                                  f"collision type {f.collision_type}, agent class "
@@ -87,3 +83,13 @@ def check_label(label: SafetyLabel, record: PairRecord) -> list[Contradiction]:
         out.append(Contradiction("safety_score", f"label safety {label.safety_score:.2f}, "
                                  f"measured {f.safety_score:.2f}"))
     return out
+
+
+def check_label(label: SafetyLabel, record: PairRecord) -> list[Contradiction]:
+    """All contradictions between ``label`` (structured fields and free text) and the facts."""
+    return check_structured(label, record) + check_text(label, record)
+
+
+def check_stored(record: PairRecord) -> list[Contradiction]:
+    """The contradictions of a stored row's label (none when it has no label)."""
+    return [] if record.label is None else check_label(record.label, record)

@@ -1,152 +1,64 @@
 """The LLM labeler: any OpenAI-compatible server, validated, grounded, cached, concurrent.
 
 Per pair: render the prompt (``prompt.py``), ask, parse with Pydantic, check against the facts
-(``grounding.py``). A parse, validation or grounding error is fed back and re-asked at most
-``max_reasks`` times; the conversation never grows beyond base + last reply + feedback.
-Transport errors (429, 5xx, timeouts, refused connections) never reach the model: they are
-retried with exponential backoff and jitter, honouring ``Retry-After``. After that the
-configured fallback (``rules`` or ``skip``) applies, counted. Every reply is cached under a
-hash of the request (``cache.py``), so a re-run pays nothing. Tokens and cost are counted over
-every attempt, not only the last.
+and the free text against them too (``grounding.py``). A parse, validation or grounding error is
+fed back and re-asked at most ``max_reasks`` times; the conversation never grows beyond base +
+last reply + feedback. Transport errors (429, 5xx, timeouts, refused connections, truncated
+bodies) never reach the model: they are retried with exponential backoff and jitter, honouring
+``Retry-After``. After that the configured fallback (``rules`` or ``skip``) applies, counted.
+
+Suits a local server: requests in flight adapt (``concurrency.py``: start at 1, climb while
+throughput grows, halve on a timeout; ``concurrency`` is the ceiling, and a llama.cpp server's
+``/props`` slot count caps it); a request past ``timeout_s`` and every request still open when
+the batch ends is cancelled and its connection closed, so the server can stop. Reply bodies are
+read up to ``max_reply_bytes`` (``oversize`` beyond). Only replies that became an accepted label
+are cached (``cache.py``), so after a fixed server a re-run asks again; secrets are scrubbed
+from everything stored (``secrets.py``). Every failed attempt is counted by kind as
+``failed_<kind>``: timeout, connection, rate_limit, http_<code>, truncated_body, bad_body,
+oversize, invalid_json, schema, grounding, text_contradiction, echo.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
+import json
 import os
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import openai
 from pydantic import ValidationError
 
-from cfpair.errors import ConfigError
 from cfpair.labels import prompt, rules
+from cfpair.labels.base import Outcome, register
 from cfpair.labels.cache import CachedReply, RequestCache, request_key
+from cfpair.labels.concurrency import AdaptiveLimit, timeout_hint
 from cfpair.labels.grounding import check_label
+from cfpair.labels.llm_settings import FALLBACKS, FORMATS, LLMSettings, LLMStats
 from cfpair.labels.models import SCHEMA_VERSION, PairRecord, SafetyLabel
+from cfpair.labels.secrets import scrub
+from cfpair.labels.transport import (
+    BadReply,
+    HTTPError,
+    TransportFailure,
+    _kind,
+    _retry_after,
+    server_slots,
+)
 
 NAME = "openai"
-FORMATS = ("auto", "json_schema", "json_object")
-FALLBACKS = ("rules", "skip")
 #: server answers to a json_schema request that mean "not supported here" (llama.cpp: 500)
 SCHEMA_UNSUPPORTED = (400, 404, 422, 500, 501)
 FEEDBACK_CHARS = 2000
+#: reply failures also counted under their own name (besides ``failed_<kind>``)
+LEGACY_COUNTS = {"invalid_json": "invalid_json", "schema": "schema_error", "echo": "echo",
+                 "oversize": "oversize"}
 
-
-@dataclass(frozen=True)
-class LLMSettings:
-    """How to reach the model and what to do when it fails."""
-
-    model: str
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    response_format: str = "auto"
-    concurrency: int = 8
-    timeout_s: float = 60.0
-    max_retries: int = 4
-    max_reasks: int = 2
-    fallback: str = "rules"
-    temperature: float = 0.0
-    max_tokens: int = 768
-    prompt_version: str = "v1"
-    price_input: float = 0.0
-    price_output: float = 0.0
-    cache: str | None = None
-    with_images: bool = False
-    image_root: str | None = None
-    backoff_s: float = 0.5
-    backoff_max_s: float = 30.0
-    retry_after_max_s: float = 120.0
-
-    def __post_init__(self) -> None:
-        if self.response_format not in FORMATS:
-            raise ConfigError(f"response_format must be one of {FORMATS}, "
-                              f"got {self.response_format!r}")
-        if self.fallback not in FALLBACKS:
-            raise ConfigError(f"label_fallback must be one of {FALLBACKS}, got {self.fallback!r}")
-        if self.concurrency < 1 or self.max_retries < 0 or self.max_reasks < 0:
-            raise ConfigError("concurrency must be >= 1, max_retries and max_reasks >= 0")
-        if self.timeout_s <= 0:
-            raise ConfigError(f"request timeout must be > 0 s, got {self.timeout_s}")
-        prompt.templates(self.prompt_version)
-
-
-@dataclass
-class LLMStats:
-    """Counters of one labelling batch; ``as_dict`` goes into the manifest (summed per run)."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    latency_s: float = 0.0
-    latency_max_s: float = 0.0
-
-    def add_usage(self, s: LLMSettings, prompt_tokens: int, completion_tokens: int,
-                  latency: float) -> None:
-        """Account one answered (paid) request."""
-        self.counts["replies"] += 1
-        self.prompt_tokens += prompt_tokens
-        self.completion_tokens += completion_tokens
-        self.cost_usd += (prompt_tokens * s.price_input
-                          + completion_tokens * s.price_output) / 1e6
-        self.latency_s += latency
-        self.latency_max_s = max(self.latency_max_s, latency)
-
-    def as_dict(self) -> dict[str, float]:
-        """Flat numbers: counts, tokens, cost, latency sum and max."""
-        return {**dict(self.counts), "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens,
-                "cost_usd": round(self.cost_usd, 8), "latency_s": round(self.latency_s, 4),
-                "latency_max_s": round(self.latency_max_s, 4)}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The result for one record."""
-
-    label: SafetyLabel | None
-    status: str                 # ok | fallback | unlabeled
-    labeler: str
-    attempts: int
-    error: str | None = None
-
-
-class TransportFailure(Exception):
-    """The server could not be made to answer (kind: timeout, rate_limit, http_500, ...)."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
-
-
-def _retry_after(exc: openai.APIStatusError) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date), if any."""
-    value = exc.response.headers.get("retry-after") if exc.response is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time()) if when else None
-
-
-def _kind(exc: Exception) -> str:
-    if isinstance(exc, openai.APITimeoutError):
-        return "timeout"
-    if isinstance(exc, openai.APIConnectionError):
-        return "connection"
-    if isinstance(exc, openai.RateLimitError):
-        return "rate_limit"
-    if isinstance(exc, openai.APIStatusError):
-        return f"http_{exc.status_code}"
-    return type(exc).__name__
+__all__ = ["FALLBACKS", "FORMATS", "LLMLabeler", "LLMSettings", "LLMStats", "Outcome",
+           "timeout_hint"]
 
 
 def parse_label(content: str) -> SafetyLabel:
@@ -165,7 +77,7 @@ def _feedback(exc: Exception) -> tuple[str, str]:
             return "invalid_json", f"Your reply is not valid JSON: {exc.errors()[0]['msg']}."
         errs = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'root'}: {e['msg']}"
                          for e in exc.errors()[:8])
-        return "schema_error", f"Your JSON does not follow the schema: {errs}."
+        return "schema", f"Your JSON does not follow the schema: {errs}."
     return "invalid_json", f"Your reply could not be read: {exc}."
 
 
@@ -178,8 +90,26 @@ def _echoed(lab: SafetyLabel) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Reply:
+    content: str
+    key: str
+    cached: bool
+    usage: tuple[int, int, float] = (0, 0, 0.0)   # prompt tokens, completion tokens, latency
+
+
+#: (base URL, model) pairs that refused a json_schema request in this process
+_SCHEMA_REFUSED: set[tuple[str | None, str]] = set()
+
+
 class LLMLabeler:
     """Labels records concurrently against one OpenAI-compatible endpoint."""
+
+    name = NAME
+
+    @property
+    def _server(self) -> tuple[str | None, str]:
+        return (self.s.base_url, self.s.model)
 
     def __init__(self, settings: LLMSettings) -> None:
         self.s = settings
@@ -187,9 +117,13 @@ class LLMLabeler:
         self.contradictions: Counter[str] = Counter()
         self.mode = "json_schema" if settings.response_format == "auto" \
             else settings.response_format
+        if self.mode == "json_schema" and self._server in _SCHEMA_REFUSED:
+            self.mode = "json_object"       # this process already learned it (another shard)
         self.cache = RequestCache(settings.cache) if settings.cache else None
         self._client: openai.AsyncOpenAI | None = None
-        self._sem: asyncio.Semaphore | None = None
+        self._limit: AdaptiveLimit | None = None
+        key = os.environ.get(settings.api_key_env) or ""
+        self._secrets = (key,) if key else ()
 
     # -- transport ------------------------------------------------------------------------
     def _params(self, rec_schema: dict[str, Any], mode: str) -> dict[str, Any]:
@@ -204,80 +138,141 @@ class LLMLabeler:
     def _key(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
         return request_key(self.s.model, self.s.prompt_version, SCHEMA_VERSION, messages, params)
 
-    def _cached(self, messages: list[dict[str, Any]], schema: dict[str, Any]) -> str | None:
+    def _cached(self, messages: list[dict[str, Any]], schema: dict[str, Any]) -> _Reply | None:
         if self.cache is None:
             return None
         modes = [self.mode] + (["json_object"] if self.s.response_format == "auto"
                                and self.mode == "json_schema" else [])
         for mode in modes:
-            hit = self.cache.get(self._key(messages, self._params(schema, mode)))
+            key = self._key(messages, self._params(schema, mode))
+            hit = self.cache.get(key)
             if hit is not None:
                 self.stats.counts["cache_hits"] += 1
                 self.stats.counts["cached_tokens"] += hit.prompt_tokens + hit.completion_tokens
-                return hit.content
+                return _Reply(hit.content, key, True)
         return None
 
     def _backoff(self, attempt: int) -> float:
         cap = min(self.s.backoff_max_s, self.s.backoff_s * 2 ** attempt)
         return cap / 2 + random.uniform(0, cap / 2)
 
-    async def complete(self, messages: list[dict[str, Any]], schema: dict[str, Any]) -> str:
-        """The reply text for ``messages`` (cache, then server with retries)."""
+    async def _post(self, messages: list[dict[str, Any]], params: dict[str, Any]
+                    ) -> tuple[dict[str, Any], float]:
+        """One request; the body read up to ``max_reply_bytes``; the whole of it bounded by
+        ``timeout_s`` (cancelled, and its connection closed, past that)."""
+        assert self._client is not None
+        started = time.perf_counter()
+        async with asyncio.timeout(self.s.timeout_s):
+            async with self._client.chat.completions.with_streaming_response.create(
+                    model=self.s.model, messages=messages, **params) as raw:  # type: ignore
+                body = bytearray()
+                async for chunk in raw.iter_bytes():
+                    body += chunk
+                    if len(body) > self.s.max_reply_bytes:
+                        raise BadReply("oversize", "Your reply was far too long. Answer with "
+                                       "one short JSON object.")
+        try:
+            data = json.loads(bytes(body))
+            assert isinstance(data, dict)
+        except (ValueError, AssertionError):
+            raise TransportFailure("bad_body", f"not a chat.completion JSON body "
+                                   f"({len(body)} bytes)") from None
+        return data, time.perf_counter() - started
+
+    async def complete(self, messages: list[dict[str, Any]], schema: dict[str, Any]) -> _Reply:
+        """The reply for ``messages`` (cache, then server with retries)."""
         hit = self._cached(messages, schema)
         if hit is not None:
             return hit
-        assert self._client is not None and self._sem is not None
+        assert self._limit is not None
         attempt = 0
         while True:
+            mode = self.mode
             try:
-                async with self._sem:
-                    mode = self.mode        # read under the semaphore: a switch applies at once
+                async with self._limit:
+                    mode = self.mode        # read under the limit: a switch applies at once
                     params = self._params(schema, mode)
-                    started = time.perf_counter()
                     self.stats.counts["requests"] += 1
-                    resp = await self._client.chat.completions.create(
-                        model=self.s.model, messages=messages, **params)  # type: ignore[arg-type]
+                    data, latency = await self._post(messages, params)
             except openai.APIStatusError as exc:
                 if (mode == "json_schema" and self.s.response_format == "auto"
                         and exc.status_code in SCHEMA_UNSUPPORTED):
-                    self.mode = "json_object"          # sticky for this labeler
-                    self.stats.counts["format_fallbacks"] += 1
+                    if self.mode == "json_schema":
+                        self.mode = "json_object"          # sticky for this process
+                        _SCHEMA_REFUSED.add(self._server)
+                        self.stats.counts["format_fallbacks"] += 1
                     continue
-                retryable = exc.status_code == 429 or exc.status_code >= 500 or \
-                    exc.status_code == 408
-                if not retryable or attempt >= self.s.max_retries:
-                    raise TransportFailure(_kind(exc), str(exc)[:300]) from None
                 kind = _kind(exc)
+                self.stats.fail(kind)
+                retryable = exc.status_code in (408, 429) or exc.status_code >= 500
+                if not retryable or attempt >= self.s.max_retries:
+                    raise TransportFailure(kind, self._clean(str(exc))[:300]) from None
                 wait = _retry_after(exc)
                 wait = (min(wait, self.s.retry_after_max_s) * random.uniform(1.0, 1.1)
                         if wait is not None else self._backoff(attempt))
-            except openai.APIConnectionError as exc:   # includes APITimeoutError
-                if attempt >= self.s.max_retries:
-                    raise TransportFailure(_kind(exc), str(exc)[:300]) from None
+            except (openai.APIConnectionError, HTTPError, TimeoutError) as exc:
                 kind = _kind(exc)
+                self.stats.fail(kind)
+                if kind == "timeout":
+                    await self._limit.timeout()
+                if attempt >= self.s.max_retries:
+                    raise TransportFailure(kind, self._clean(str(exc))[:300]) from None
                 wait = self._backoff(attempt)
+            except TransportFailure as exc:
+                self.stats.fail(exc.kind)
+                if attempt >= self.s.max_retries:
+                    raise
+                kind, wait = exc.kind, self._backoff(attempt)
             else:
-                latency = time.perf_counter() - started
-                usage = resp.usage
-                pt = usage.prompt_tokens if usage else 0
-                ct = usage.completion_tokens if usage else 0
+                await self._limit.success(latency)
+                self.stats.concurrency_max = max(self.stats.concurrency_max,
+                                                  self._limit.peak)
+                usage = data.get("usage") or {}
+                pt, ct = int(usage.get("prompt_tokens") or 0), int(
+                    usage.get("completion_tokens") or 0)
                 self.stats.add_usage(self.s, pt, ct, latency)
-                content = (resp.choices[0].message.content or "") if resp.choices else ""
-                if self.cache is not None:
-                    self.cache.put(self._key(messages, params), CachedReply(content, pt, ct,
-                                                                            latency))
-                return content
+                choices = data.get("choices") or [{}]
+                msg = (choices[0] or {}).get("message") or {}
+                content = self._clean(str(msg.get("content") or ""))
+                return _Reply(content, self._key(messages, params), False, (pt, ct, latency))
             self.stats.counts[f"retry_{kind}"] += 1
             self.stats.counts["retries"] += 1
             attempt += 1
             await asyncio.sleep(wait)
 
+    def _clean(self, text: str) -> str:
+        return scrub(text, self._secrets)
+
     # -- one record -----------------------------------------------------------------------
     def _fallback(self, rec: PairRecord, attempts: int, error: str) -> Outcome:
         self.stats.counts[f"fallback_{self.s.fallback}"] += 1
+        error = self._clean(error)
         if self.s.fallback == "rules":
             return Outcome(rules.label(rec), "fallback", rules.NAME, attempts, error)
         return Outcome(None, "unlabeled", NAME, attempts, error)
+
+    def _judge(self, content: str, rec: PairRecord) -> tuple[SafetyLabel | None, str, str]:
+        """(label, kind, feedback): the label when it is accepted, else why not."""
+        try:
+            lab = parse_label(content)
+        except (ValidationError, ValueError) as exc:
+            kind, feedback = _feedback(exc)
+            return None, kind, feedback
+        bad = check_label(lab, rec)
+        echo = _echoed(lab)
+        if bad:
+            self.contradictions.update(c.kind for c in bad)
+            self.stats.counts["grounding_errors"] += 1
+            kind = "text_contradiction" if all(c.kind == "text_contradiction" for c in bad) \
+                else "grounding"
+            return None, kind, ("Your label contradicts the measured facts: "
+                                + "; ".join(f"{c.kind}: {c.message}" for c in bad)
+                                + ". Use the facts exactly.")
+        if echo:
+            return None, "echo", (f"Your {echo} repeats the schema's description instead of "
+                                  "describing this scene. Write it with the agent, times and "
+                                  "numbers given.")
+        return lab, "ok", ""
 
     async def label(self, rec: PairRecord) -> Outcome:
         """Ask, validate, ground; re-ask with the error; then fall back."""
@@ -291,33 +286,25 @@ class LLMLabeler:
             if attempt:
                 self.stats.counts["reasks"] += 1
             try:
-                content = await self.complete(msgs, schema)
+                reply = await self.complete(msgs, schema)
+                lab, kind, feedback = self._judge(reply.content, rec)
+                content = reply.content
             except TransportFailure as exc:
-                self.stats.counts[f"failed_{exc.kind}"] += 1
                 return self._fallback(rec, attempt + 1, str(exc))
-            try:
-                lab = parse_label(content)
-            except (ValidationError, ValueError) as exc:
-                kind, feedback = _feedback(exc)
-                self.stats.counts[kind] += 1
-            else:
-                bad = check_label(lab, rec)
-                echo = _echoed(lab)
-                if echo and not bad:
-                    self.stats.counts["echo"] += 1
-                    kind, feedback = "echo", (
-                        f"Your {echo} repeats the schema's description instead of describing "
-                        "this scene. Write it with the agent, times and numbers given.")
-                elif not bad:
-                    self.stats.counts["labels_ok"] += 1
-                    return Outcome(lab, "ok", NAME, attempt + 1)
-                else:
-                    self.stats.counts["grounding_errors"] += 1
-                    self.contradictions.update(c.kind for c in bad)
-                    kind = "grounding"
-                    feedback = ("Your label contradicts the measured facts: "
-                                + "; ".join(f"{c.kind}: {c.message}" for c in bad)
-                                + ". Use the facts exactly.")
+            except BadReply as exc:
+                reply, lab, kind, feedback, content = None, None, exc.kind, exc.feedback, ""
+            if lab is not None and reply is not None:
+                self.stats.counts["labels_ok"] += 1
+                if self.cache is not None and not reply.cached:
+                    self.cache.put(reply.key, CachedReply(reply.content, *reply.usage))
+                return Outcome(lab, "ok", NAME, attempt + 1, None, self.s.prompt_version,
+                               self.s.model)
+            if reply is not None and reply.cached and self.cache is not None:
+                self.cache.delete(reply.key)            # never replay a reply that failed
+                self.stats.counts["cache_invalid"] += 1
+            self.stats.fail(kind)
+            if kind in LEGACY_COUNTS:
+                self.stats.counts[LEGACY_COUNTS[kind]] += 1
             error = f"{kind}: {feedback}"
             msgs = [*base, {"role": "assistant", "content": content[:FEEDBACK_CHARS]},
                     {"role": "user", "content": feedback + " Answer again with one JSON "
@@ -335,14 +322,24 @@ class LLMLabeler:
 
     # -- a batch --------------------------------------------------------------------------
     async def label_all(self, records: list[PairRecord]) -> list[Outcome]:
-        """Label every record with at most ``concurrency`` requests in flight."""
+        """Label every record; requests in flight follow ``AdaptiveLimit``. On any exit
+        (including cancellation) every open request is cancelled and the client closed."""
         key = os.environ.get(self.s.api_key_env) or "not-needed"
         self._client = openai.AsyncOpenAI(base_url=self.s.base_url, api_key=key,
                                           timeout=self.s.timeout_s, max_retries=0)
-        self._sem = asyncio.Semaphore(self.s.concurrency)
+        self._limit = AdaptiveLimit(self.s.concurrency, self.s.adaptive)
+        if self.s.probe_slots:
+            slots = await asyncio.to_thread(server_slots, self.s.base_url)
+            if slots is not None:
+                self._limit.cap_at(slots)
+                self.stats.counts["server_slots"] = slots
+        tasks = [asyncio.ensure_future(self._guarded(r)) for r in records]
         try:
-            return list(await asyncio.gather(*(self._guarded(r) for r in records)))
+            return list(await asyncio.gather(*tasks))
         finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._client.close()
             self._client = None
 
@@ -350,7 +347,20 @@ class LLMLabeler:
         """Synchronous wrapper (one event loop per call)."""
         return asyncio.run(self.label_all(records)) if records else []
 
+    def label_batch(self, records: list[PairRecord]) -> list[Outcome]:
+        """The ``Labeler`` protocol: label a batch."""
+        return self.run(records)
+
+    def counters(self) -> dict[str, float]:
+        """The ``Labeler`` protocol: the flat counters for the manifest."""
+        return self.stats.as_dict()
+
     def close(self) -> None:
         """Close the cache."""
         if self.cache is not None:
             self.cache.close()
+
+
+@register(NAME)
+def _factory(cfg: Any) -> LLMLabeler:
+    return LLMLabeler(cfg.llm_settings())

@@ -26,8 +26,7 @@ class Strict(BaseModel):
 
 
 class RiskLevel(StrEnum):
-    """How bad the negative is: collision (critical), TTC violation or near miss (high),
-    off-road (medium), reduced margin only (low), nothing (none)."""
+    """How bad the negative is, graded from its facts by ``cfpair.labels.risk.RISK_TABLE``."""
 
     none = "none"
     low = "low"
@@ -102,10 +101,29 @@ class CriticalAgent(Strict):
 
 
 class MetaAction(Strict):
-    """What the positive does differently from the negative."""
+    """What the positive does from the ego's current state: its own speed profile
+    (longitudinal) and its own offset along the road, the reference path's frame (lateral)."""
 
     longitudinal: Longitudinal
     lateral: Lateral
+
+
+class Contrast(Strict):
+    """How the positive differs from the negative (positive minus negative), at ``at_time_s``:
+    the negative's first conflict, else the end of the horizon. Lateral and along-road
+    distances are measured in the reference path's frame (+ = further left / further ahead)."""
+
+    at_time_s: Seconds
+    speed_delta_mps: float
+    lateral_delta_m: float
+    along_delta_m: float
+    brake_onset_s: Seconds | None = Field(
+        description="when the positive starts braking (deceleration over 1 m/s^2), if it does")
+    negative_brake_onset_s: Seconds | None = Field(
+        description="when the negative starts braking, if it does")
+    negative_action: MetaAction = Field(
+        description="what the negative itself does from the ego's current state")
+    summary: str = Field(max_length=300, description="the differences above, in words")
 
 
 class SafetyLabel(Strict):
@@ -267,6 +285,7 @@ class PairRecord(Strict):
     negative: Trajectory
     positive: Trajectory
     meta_action: MetaAction
+    positive_vs_negative: Contrast | None = None
     label: SafetyLabel | None
     label_status: Annotated[str, Field(pattern="^(ok|fallback|unlabeled)$")]
     provenance: Provenance

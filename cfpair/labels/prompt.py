@@ -20,6 +20,7 @@ from typing import Any
 from cfpair.errors import ConfigError
 from cfpair.labels.grounding import allowed_hazards, expected_risk
 from cfpair.labels.models import PairRecord, SafetyLabel, Trajectory, anchor_index
+from cfpair.labels.risk import closing_speed, offroad_seconds, risk_facts, risk_level
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 MAX_AGENTS = 8
@@ -71,7 +72,7 @@ def label_schema(rec: PairRecord | None = None) -> dict[str, Any]:
     if rec is None:
         return s
     f, p = rec.negative.facts, s["properties"]
-    p["risk_level"] = {"type": "string", "enum": sorted(expected_risk(f))}
+    p["risk_level"] = {"type": "string", "enum": sorted(expected_risk(rec))}
     p["hazard_type"] = {"type": "string", "enum": sorted(allowed_hazards(f))}
     if f.critical_agent_id is None or f.critical_agent_class is None:
         p["critical_agent"] = {"type": "null"}
@@ -117,26 +118,37 @@ def agent_table(rec: PairRecord) -> str:
     return "\n".join(lines) if rows else "(no other road users within range)"
 
 
-def describe(tr: Trajectory, role: str) -> str:
-    """One trajectory's motion and measured facts in a sentence or two."""
+def describe(rec: PairRecord, role: str) -> str:
+    """One trajectory's motion and measured facts in a sentence or two (no operator names)."""
+    tr: Trajectory = getattr(rec, role)
     f = tr.facts
-    motion = (f"{tr.perturbation}; speed {tr.v[0]:.1f} -> {tr.v[-1]:.1f} m/s, ends at "
+    motion = (f"speed {tr.v[0]:.1f} -> {tr.v[-1]:.1f} m/s (lowest {min(tr.v):.1f}), ends at "
               f"x {tr.x[-1]:.1f} m, y {tr.y[-1]:.1f} m after {tr.t[-1]:.1f} s")
     if f.collides:
         what = (f"collides ({f.collision_type}, {'at fault' if f.at_fault else 'not at fault'}) "
                 f"with {f.critical_agent_class} {f.critical_agent_id} at "
-                f"{f.first_conflict_time_s:.2f} s")
+                f"{f.first_conflict_time_s:.2f} s, closing at {closing_speed(rec, tr):.1f} m/s")
     elif not f.ttc_ok:
         what = (f"time to collision with {f.critical_agent_class} {f.critical_agent_id} falls "
                 f"below 1 s at {f.first_conflict_time_s:.2f} s")
     elif not f.drivable_ok:
-        what = f"leaves the drivable area at {f.first_conflict_time_s:.2f} s"
+        what = (f"leaves the drivable area at {f.first_conflict_time_s:.2f} s, off it for "
+                f"{offroad_seconds(tr):.1f} s")
     else:
         what = "no collision, no TTC violation, stays on the drivable area"
     ttc = "none within 3 s" if f.min_ttc_s is None else f"{f.min_ttc_s:.2f} s"
-    return (f"[{role}] {motion}. It {what}. Min TTC {ttc}, min gap {f.min_distance_m:.2f} m, "
+    return (f"{motion}. It {what}. Min TTC {ttc}, min gap {f.min_distance_m:.2f} m, "
             f"comfortable {f.comfort_ok}, PDMS {f.pdms:.3f}, safety score "
             f"{f.safety_score:.3f}.")
+
+
+def risk_line(rec: PairRecord) -> str:
+    """The graded risk and the facts it was graded from."""
+    f = risk_facts(rec)
+    ttc = "none within 3 s" if f.min_ttc_s is None else f"{f.min_ttc_s:.2f} s"
+    return (f"{risk_level(rec)} (contact {f.contact}, at fault {f.at_fault}, closing "
+            f"{f.closing_speed_mps:.1f} m/s, min TTC {ttc}, min gap {f.min_distance_m:.2f} m, "
+            f"off-road {f.offroad_s:.1f} s)")
 
 
 def scene_line(rec: PairRecord) -> str:
@@ -168,9 +180,12 @@ def messages(rec: PairRecord, version: str, with_images: bool = False,
     system, user = templates(version)
     ma = rec.meta_action
     text = user.format(scene=scene_line(rec), agent_table=agent_table(rec),
-                       negative=describe(rec.negative, "negative"),
-                       positive=describe(rec.positive, "positive"),
+                       negative=describe(rec, "negative"),
+                       positive=describe(rec, "positive"),
                        meta_action=f"longitudinal {ma.longitudinal}, lateral {ma.lateral}",
+                       contrast=(rec.positive_vs_negative.summary if rec.positive_vs_negative
+                                 else "not measured"),
+                       risk=risk_line(rec),
                        schema=json.dumps(label_schema(rec), separators=(",", ":")))
     content: str | list[dict[str, Any]] = text
     missing = 0

@@ -3,11 +3,18 @@
 Its default answer plays a constrained decoder: it fills the JSON Schema sent with the request
 (first enum value of every pinned field, short text), so a reply is valid and grounded. A test
 swaps in a ``script``: a callable from (request number, request JSON) to a ``Reply``.
+
+Server-like behaviour for the transport tests: ``slots`` serialises request processing like a
+llama.cpp server with that many slots (``peak`` counts requests being processed at once,
+``peak_open`` requests open at once); ``props`` answers ``GET /props``; while a reply is delayed
+the stub watches the socket and stops when the client has gone (``disconnects``), as a server
+that cancels abandoned work does.
 """
 
 from __future__ import annotations
 
 import json
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +32,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None
     delay_s: float = 0.0
+    truncate: bool = False      # announce twice the body's length, send the body, hang up
 
 
 def _fill(schema: dict[str, Any]) -> Any:
@@ -77,12 +85,17 @@ def default_script(_n: int, body: dict[str, Any]) -> Reply:
 class StubLLM:
     """Start with ``with StubLLM(script) as stub:``; ``stub.base_url``, ``stub.requests``."""
 
-    def __init__(self, script: Script = default_script) -> None:
+    def __init__(self, script: Script = default_script, slots: int | None = None,
+                 props: dict[str, Any] | None = None) -> None:
         self.script = script
         self.requests: list[dict[str, Any]] = []
         self.times: list[float] = []
         self.auth: list[str] = []
+        self.disconnects = 0
+        self.open = self.peak_open = self.busy = self.peak = 0
+        self.props = props
         self._lock = threading.Lock()
+        self._slots = threading.Semaphore(slots) if slots else None
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -90,6 +103,12 @@ class StubLLM:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 - http.server API
+                if self.path.rstrip("/") == "/props":
+                    if stub.props is None:
+                        self._send(404, {}, b"{}")
+                    else:
+                        self._send(200, {}, json.dumps(stub.props).encode())
+                    return
                 self._send(200, {}, json.dumps({"object": "list", "data": [
                     {"id": "stub", "object": "model"}]}).encode())
 
@@ -100,26 +119,63 @@ class StubLLM:
                     stub.requests.append(body)
                     stub.times.append(time.monotonic())
                     stub.auth.append(self.headers.get("Authorization", ""))
-                reply = stub.script(n, body)
-                if reply.delay_s:
-                    time.sleep(reply.delay_s)
+                    stub.open += 1
+                    stub.peak_open = max(stub.peak_open, stub.open)
+                try:
+                    if stub._slots is not None:
+                        stub._slots.acquire()
+                    try:
+                        self._serve(n, body)
+                    finally:
+                        if stub._slots is not None:
+                            stub._slots.release()
+                finally:
+                    with stub._lock:
+                        stub.open -= 1
+
+            def _gone(self, seconds: float) -> bool:
+                """Wait ``seconds``; True as soon as the client has closed the connection."""
+                end = time.monotonic() + seconds
+                while (left := end - time.monotonic()) > 0:
+                    ready, _, _ = select.select([self.connection], [], [], min(left, 0.02))
+                    if ready and not self.connection.recv(1, 2):   # MSG_PEEK: EOF = gone
+                        return True
+                return False
+
+            def _serve(self, n: int, body: dict[str, Any]) -> None:
+                with stub._lock:
+                    stub.busy += 1
+                    stub.peak = max(stub.peak, stub.busy)
+                try:
+                    reply = stub.script(n, body)
+                    if reply.delay_s and self._gone(reply.delay_s):
+                        with stub._lock:
+                            stub.disconnects += 1
+                        return
+                finally:
+                    with stub._lock:
+                        stub.busy -= 1
                 data = reply.raw if reply.raw is not None else (
                     completion(reply.content or "") if reply.status == 200 else json.dumps(
                         {"error": {"message": f"stub error {reply.status}",
                                    "type": "stub", "code": reply.status}}).encode())
                 try:
-                    self._send(reply.status, reply.headers, data)
+                    self._send(reply.status, reply.headers, data, reply.truncate)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-            def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
+            def _send(self, status: int, headers: dict[str, str], data: bytes,
+                      truncate: bool = False) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Length", str(len(data) * (2 if truncate else 1)))
                 for k, v in headers.items():
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
+                if truncate:
+                    self.wfile.flush()
+                    self.close_connection = True
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

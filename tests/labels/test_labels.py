@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from cfpair.labels import rules
 from cfpair.labels.grounding import KINDS, check_label
 from cfpair.labels.models import SafetyLabel
+from cfpair.labels.risk import risk_level
 from cfpair.labels.schemas import SCHEMAS, render
 from tests.records import synthetic_records
 
@@ -37,9 +38,10 @@ def test_rules_labels_are_complete_and_grounded(records) -> None:  # noqa: ANN00
         assert check_label(lab, rec) == []
         assert len(lab.failure_description) > 40 and len(lab.counterfactual_reasoning) > 40
         f = rec.negative.facts
+        assert lab.risk_level == risk_level(rec)
         if f.collides:
-            assert lab.risk_level == "critical" and f"{f.first_conflict_time_s:.1f} s" in (
-                lab.failure_description)
+            assert lab.risk_level in ("high", "critical") and (
+                f"{f.first_conflict_time_s:.1f} s" in lab.failure_description)
         if f.critical_agent_id:
             assert f.critical_agent_id in lab.failure_description
         # a label survives a JSON round trip through the strict model
@@ -72,9 +74,35 @@ def test_every_kind_of_contradiction_is_caught(records) -> None:  # noqa: ANN001
             "longitudinal": "accelerate" if rec.meta_action.longitudinal != "accelerate"
             else "stop", "lateral": rec.meta_action.lateral}},
         "safety_score": {"safety_score": 0.9},
+        "text_contradiction": {"failure_description": "The negative's measured safety score "
+                                                      "is 1.0."},
     }
     assert set(bad) == set(KINDS)
     for kind, change in bad.items():
         lab = SafetyLabel.model_validate({**good.model_dump(), **change})
         kinds = [c.kind for c in check_label(lab, rec)]
         assert kinds == [kind], (kind, kinds)
+
+
+def test_labelers_share_one_protocol_and_registry(records) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    from cfpair.config import GenerateConfig
+    from cfpair.errors import ConfigError
+    from cfpair.labels.base import Labeler, make_labeler
+
+    lab = make_labeler("rules", GenerateConfig())
+    assert isinstance(lab, Labeler)
+    out = lab.label_batch(records[:3])
+    assert [o.status for o in out] == ["ok"] * 3 and lab.counters() == {}
+    assert all(o.label == rules.label(r) for o, r in zip(out, records[:3], strict=True))
+    with pytest.raises(ConfigError, match="known: openai, rules"):
+        make_labeler("gpt", GenerateConfig())
+    # the rules labeler never imports the LLM client
+    code = ("import sys; from cfpair.config import GenerateConfig; "
+            "from cfpair.labels.base import make_labeler; make_labeler('rules', "
+            "GenerateConfig()); print('openai' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.stdout.strip() == "False", res.stderr

@@ -12,6 +12,7 @@ import pytest
 from cfpair.labels import prompt, rules
 from cfpair.labels.llm import LLMLabeler, LLMSettings
 from cfpair.labels.models import PairRecord
+from cfpair.labels.risk import risk_level
 from tests.labels.stub_llm import Reply, StubLLM, request_schema, valid_content
 from tests.records import synthetic_records
 
@@ -49,6 +50,11 @@ def test_prompt_is_rendered_from_facts_not_arrays(records: list[PairRecord]) -> 
     assert "longitudinal " + str(rec.meta_action.longitudinal) in user
     assert "[" + ", ".join(map(str, rec.negative.x[:3])) not in user   # no raw arrays
     assert len(user) < 6000 and missing == 0
+    for tr in (rec.negative, rec.positive):                 # no operator names or parameters
+        assert tr.perturbation.split(" ")[0] not in user or tr.perturbation == "expert"
+        assert "{" + '"' not in user.split("Return a JSON object")[0]
+    assert rec.positive_vs_negative is not None and rec.positive_vs_negative.summary in user
+    assert f"Risk, graded from the facts: {risk_level(rec)} (" in user
 
 
 def test_pinned_schema_accepts_the_rules_label_and_rejects_a_wrong_agent(
@@ -129,6 +135,15 @@ def test_auto_falls_back_from_json_schema_to_json_object(records: list[PairRecor
                              cache=str(tmp_path / "c.sqlite")), records[:3])
         assert stub.requests == []
     assert again.stats.counts["cache_hits"] == 3
+    with StubLLM(script) as stub:     # the next shard's labeler in this process: no 500 again
+        first = run(settings(stub, tmp_path, response_format="auto", concurrency=1),
+                    records[:1])
+        second = run(settings(stub, tmp_path, response_format="auto", concurrency=1),
+                     records[1:3])
+        kinds = [r["response_format"]["type"] for r in stub.requests]
+    assert first.stats.counts["format_fallbacks"] == 1
+    assert second.stats.counts["format_fallbacks"] == 0
+    assert kinds == ["json_schema", "json_object", "json_object", "json_object"]
 
 
 # -- transport faults --------------------------------------------------------------------------
@@ -161,7 +176,8 @@ def test_500_is_retried_then_counted_as_a_failure(records: list[PairRecord],
     assert [o.status for o in lab.outcomes] == ["fallback"] * 2
     assert all(o.labeler == "rules" and o.label == rules.label(r)
                for o, r in zip(lab.outcomes, records[:2], strict=True))
-    assert lab.stats.counts["failed_http_503"] == 2 and lab.stats.counts["fallback_rules"] == 2
+    # every failed attempt is counted by kind: 2 records x 3 attempts
+    assert lab.stats.counts["failed_http_503"] == 6 and lab.stats.counts["fallback_rules"] == 2
 
 
 def test_a_hang_past_the_timeout_is_retried_and_then_given_up(records: list[PairRecord],
@@ -180,7 +196,7 @@ def test_a_hang_past_the_timeout_is_retried_and_then_given_up(records: list[Pair
         lab = run(settings(stub, tmp_path, timeout_s=0.2, max_retries=1, fallback="skip"),
                   records[:1])
     assert lab.outcomes[0].status == "unlabeled" and lab.outcomes[0].label is None
-    assert lab.stats.counts["failed_timeout"] == 1 and lab.stats.counts["fallback_skip"] == 1
+    assert lab.stats.counts["failed_timeout"] == 2 and lab.stats.counts["fallback_skip"] == 1
 
 
 def test_connection_refused_and_4xx_are_failures_not_crashes(records: list[PairRecord],
@@ -190,22 +206,21 @@ def test_connection_refused_and_4xx_are_failures_not_crashes(records: list[PairR
     s = LLMSettings(model="m", base_url=url, response_format="json_object", max_retries=1,
                     backoff_s=0.01, cache=None)
     lab = run(s, records[:2])
-    assert lab.stats.counts["failed_connection"] == 2
+    assert lab.stats.counts["failed_connection"] == 4               # 2 records x 2 attempts
     with StubLLM(lambda n, b: Reply(status=401)) as stub:
         lab = run(settings(stub, tmp_path), records[:1])
         assert len(stub.requests) == 1                    # not retried
     assert lab.stats.counts["failed_http_401"] == 1 and lab.outcomes[0].status == "fallback"
     with StubLLM(lambda n, b: Reply(raw=b"<html>proxy error</html>")) as stub:
         lab = run(settings(stub, tmp_path), records[:1])
-    assert lab.outcomes[0].status == "fallback" and sum(
-        v for k, v in lab.stats.counts.items() if k.startswith("failed_")) == 1
+    assert lab.outcomes[0].status == "fallback" and lab.stats.counts["failed_bad_body"] == 4
 
 
 # -- bad replies: re-ask with the error fed back -----------------------------------------------
 @pytest.mark.parametrize(("bad", "kind"), [
     ('{"risk_level": "critical", "hazard', "invalid_json"),
     ("Sure! Here is the label you asked for.", "invalid_json"),
-    ('{"risk_level": "extreme", "hazard_type": "rear_end"}', "schema_error"),
+    ('{"risk_level": "extreme", "hazard_type": "rear_end"}', "schema"),
 ])
 def test_malformed_or_schema_violating_json_is_re_asked(records: list[PairRecord],
                                                         tmp_path: Path, bad: str,
@@ -217,7 +232,7 @@ def test_malformed_or_schema_violating_json_is_re_asked(records: list[PairRecord
         lab = run(settings(stub, tmp_path, concurrency=1), records[:1])
         second = stub.requests[1]["messages"]
     assert lab.outcomes[0].status == "ok" and lab.outcomes[0].attempts == 2
-    assert lab.stats.counts[kind] == 1 and lab.stats.counts["reasks"] == 1
+    assert lab.stats.counts[f"failed_{kind}"] == 1 and lab.stats.counts["reasks"] == 1
     assert len(second) == 4 and second[2] == {"role": "assistant", "content": bad}
     assert "schema" in second[3]["content"] or "JSON" in second[3]["content"]
 
