@@ -31,10 +31,10 @@ import openai  # noqa: E402
 
 from cfpair.labels import prompt  # noqa: E402
 from cfpair.labels.llm import LLMLabeler, LLMSettings  # noqa: E402
-from cfpair.labels.models import PairRecord  # noqa: E402
+from cfpair.records.schema import PairRecord  # noqa: E402
 from tests.labels.llama_server import llama_server  # noqa: E402
 from tests.labels.stub_llm import Reply, StubLLM, valid_content  # noqa: E402
-from tests.records import synthetic_records  # noqa: E402
+from tests.records.synthetic import synthetic_records  # noqa: E402
 
 #: LLMSettings' own defaults (cache off so every label is paid for)
 DEFAULTS: dict[str, object] = {k: getattr(LLMSettings("m"), k) for k in (

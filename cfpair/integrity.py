@@ -27,8 +27,8 @@ import pyarrow as pa
 
 from cfpair.counterfactual.record import pair_id
 from cfpair.labels import rules
-from cfpair.labels.models import PairRecord
-from cfpair.shards import FORMAT, SCHEMA, entry_ok, manifest_digest, row_digests
+from cfpair.records.schema import PairRecord
+from cfpair.records.shards import FORMAT, SCHEMA, entry_ok, manifest_digest, row_digests
 
 SHARD_NAME = re.compile(r"data/(?P<split>[A-Za-z0-9_.]+)-\d{5}-of-\d{5}\.parquet")
 CHECKS = ("incomplete", "row_digest", "pair_id", "provenance")

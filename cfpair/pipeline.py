@@ -28,13 +28,13 @@ from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
 from cfpair.errors import CfpairError, ConfigError, SceneRejected, ShardError
 from cfpair.labels.base import make_labeler
-from cfpair.labels.models import PairRecord, SafetyLabel
 from cfpair.labels.risk import risk_level
 from cfpair.lock import FolderLock
 from cfpair.metrics.pdms import score_candidates
 from cfpair.outdir import check_apart
-from cfpair.rejects import contained, internal, reject
-from cfpair.shards import (
+from cfpair.records.label import SafetyLabel
+from cfpair.records.schema import PairRecord
+from cfpair.records.shards import (
     Manifest,
     atomic_write,
     clean_tmp,
@@ -46,6 +46,7 @@ from cfpair.shards import (
     write_card,
     write_rejects,
 )
+from cfpair.rejects import contained, internal, reject
 from cfpair.sources.base import ScenarioRef, ScenarioSource, get_source, iter_refs
 from cfpair.types import Scenario
 

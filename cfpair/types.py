@@ -17,13 +17,14 @@ from numpy.typing import NDArray
 
 from cfpair.errors import ShapeError
 from cfpair.geometry.transforms import rotate_vectors, to_local, to_world, wrap_angle
+from cfpair.records.label import AgentClass
 
 F64 = NDArray[np.float64]
 Bool = NDArray[np.bool_]
 
-#: Object classes cfpair knows; sources map their own labels onto these.
-AGENT_CLASSES = ("vehicle", "pedestrian", "cyclist", "motorcycle", "truck", "bus", "static",
-                 "unknown")
+#: Object classes cfpair knows (the record schema's AgentClass); sources map their own labels
+#: onto these.
+AGENT_CLASSES = tuple(str(c) for c in AgentClass)
 
 
 #: Plausibility bounds: a value outside them is not a measurement, it is a broken file.

@@ -23,8 +23,8 @@ from pydantic import ValidationError
 from cfpair import integrity
 from cfpair.counterfactual.rebuild import ROLES, recompute_facts
 from cfpair.labels.grounding import check_label
-from cfpair.labels.models import Facts, PairRecord, Trajectory
-from cfpair.shards import sha256
+from cfpair.records.schema import Facts, PairRecord, TrajectoryRecord
+from cfpair.records.shards import sha256
 
 CHECKS = ("manifest", "shard_missing", "unlisted_shard", "checksum", "unreadable", "row_count",
           "counts", "foreign_config", "schema", "duplicate_id", "label", "pair", "kinematics",
@@ -113,7 +113,7 @@ def compare_facts(stored: Facts, measured: Facts) -> tuple[list[str], list[str]]
     return hard, soft
 
 
-def kinematics(tr: Trajectory) -> list[str]:
+def kinematics(tr: TrajectoryRecord) -> list[str]:
     """Internal consistency of one stored trajectory: poses, grid, speed vs positions."""
     out = []
     n = len(tr.t)

@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from cfpair.export.reward import score_texts
-from cfpair.labels.models import PairRecord
+from cfpair.records.schema import PairRecord
 
 
 def compute_score(data_source: str, solution_str: str, ground_truth: str,

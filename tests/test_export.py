@@ -28,7 +28,7 @@ from cfpair.export.text import (
     parse_trajectory,
     scene_prompt,
 )
-from cfpair.shards import load_records
+from cfpair.records.shards import load_records
 
 datasets = pytest.importorskip("datasets")
 ROOT = Path(__file__).resolve().parents[1]

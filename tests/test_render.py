@@ -22,14 +22,14 @@ from PIL import Image
 
 from cfpair.config import GenerateConfig
 from cfpair.errors import ShardError
-from cfpair.labels.models import PairRecord
 from cfpair.pipeline import generate
+from cfpair.records.schema import PairRecord
+from cfpair.records.shards import load_records
 from cfpair.render.bev import COLOURS, observation_png
 from cfpair.render.grid import grid_figure
 from cfpair.render.pair_figure import review_figure, review_png
 from cfpair.render.run import render
 from cfpair.render.summary import draw_risk, risk_order
-from cfpair.shards import load_records
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
 #: (source, split) of the sample data in examples/data
@@ -286,7 +286,7 @@ def test_cli_render(small_run: Path, tmp_path: Path) -> None:
 
 
 def test_a_row_that_cannot_be_drawn_is_a_one_line_error(small_run: Path, tmp_path: Path) -> None:
-    from cfpair.shards import atomic_write, parquet_bytes, table_of
+    from cfpair.records.shards import atomic_write, parquet_bytes, table_of
 
     good = load_records(small_run, limit=1)[0]
     agent = good.context.agents[0]

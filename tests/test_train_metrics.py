@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from cfpair.errors import ConfigError  # noqa: E402
-from cfpair.shards import load_records  # noqa: E402
+from cfpair.records.shards import load_records  # noqa: E402
 from cfpair.train.data import label_statement, statement, validation_split  # noqa: E402
 from cfpair.train.evaluate import Majority, evaluate, exact_match, predict  # noqa: E402
 from cfpair.train.model import TinyVLA, seed_all  # noqa: E402

@@ -85,7 +85,7 @@ def test_two_concurrent_runs_with_different_configs_never_mix(tmp_path: Path) ->
 
 def test_disk_full_is_a_clear_error_and_the_next_run_cleans_up(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    pre = ("import errno, cfpair.shards as s\n_orig = s._write_all\nn = [0]\n"
+    pre = ("import errno, cfpair.records.shards as s\n_orig = s._write_all\nn = [0]\n"
            "def full(fh, data):\n"
            "    if '.parquet' in fh.name:\n"
            "        n[0] += 1\n"

@@ -16,7 +16,7 @@ import pytest
 
 from cfpair.config import GenerateConfig
 from cfpair.pipeline import generate
-from cfpair.shards import manifest_digest, parquet_bytes, row_digests, sha256
+from cfpair.records.shards import manifest_digest, parquet_bytes, row_digests, sha256
 from cfpair.validate import validate
 
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from cfpair.counterfactual.frenet import RefPath
 from cfpair.geometry.transforms import wrap_angle
-from cfpair.labels.models import Contrast, MetaAction
+from cfpair.records.label import MetaAction
+from cfpair.records.schema import Contrast
 from cfpair.types import F64
 
 DT = 0.1

@@ -16,8 +16,8 @@ from cfpair.geometry.boxes import box_distance
 from cfpair.geometry.collision import collisions
 from cfpair.geometry.comfort import ComfortBounds, comfort_of_path
 from cfpair.geometry.ttc import constant_velocity_ttc
-from cfpair.labels.models import Contrast
 from cfpair.metrics.pdms import COLLISION_TYPES, Scores, agent_boxes, ego_boxes
+from cfpair.records.schema import Contrast
 from cfpair.types import F64
 
 PROXIMITY_M = 2.0     # per-step proximity cost reaches 0 at this box-to-box distance

@@ -21,8 +21,8 @@ from cfpair.counterfactual.pairing import trajectory_facts
 from cfpair.counterfactual.record import facts_model
 from cfpair.geometry.drivable import DrivableArea
 from cfpair.geometry.kinematics import VehicleLimits
-from cfpair.labels import models as m
 from cfpair.metrics.pdms import Scores, score_candidates
+from cfpair.records import schema as m
 
 ROLES = ("expert", "negative", "positive")
 #: the NAVSIM output: 8 poses at 0.5 s .. 4.0 s

@@ -12,7 +12,8 @@ from cfpair.counterfactual.candidates import Candidates
 from cfpair.counterfactual.context import DT, EvalContext
 from cfpair.counterfactual.pairing import Pair, TrajectoryFacts
 from cfpair.geometry.transforms import wrap_angle
-from cfpair.labels import models as m
+from cfpair.records import label as lab
+from cfpair.records import schema as m
 from cfpair.types import F64
 
 MAP_RADIUS_M = 60.0     # at least this far; farther when a stored trajectory reaches farther
@@ -97,11 +98,11 @@ def facts_model(ctx: EvalContext, c: Candidates, f: TrajectoryFacts) -> m.Facts:
         safety_score=round(f.safety_score, DECIMALS))
 
 
-def _trajectory(ctx: EvalContext, c: Candidates, f: TrajectoryFacts) -> m.Trajectory:
+def _trajectory(ctx: EvalContext, c: Candidates, f: TrajectoryFacts) -> m.TrajectoryRecord:
     i = f.candidate
     sel = slice(POSE_STEP, None, POSE_STEP)
     poses = np.stack([c.x[i, sel], c.y[i, sel], c.yaw[i, sel]], -1)
-    return m.Trajectory(perturbation=f.perturbation, t=_r(ctx.t_fut), x=_r(c.x[i]),
+    return m.TrajectoryRecord(perturbation=f.perturbation, t=_r(ctx.t_fut), x=_r(c.x[i]),
                         y=_r(c.y[i]), yaw=_r(c.yaw[i]), v=_r(c.v[i]),
                         poses=[_r(p) for p in poses], facts=facts_model(ctx, c, f),
                         costs=m.Costs(**f.costs))
@@ -134,13 +135,13 @@ def build_record(ctx: EvalContext, c: Candidates, pair: Pair, split: str, seed: 
     prov = m.Provenance(source=scn.source, scenario_id=scn.scenario_id, anchor_index=ctx.anchor,
                         anchor_time_s=round(float(scn.ego.t[ctx.anchor]), DECIMALS), seed=seed,
                         n_candidates=c.k, cfpair_version=__version__,
-                        schema_version=m.SCHEMA_VERSION, config_hash=config_hash,
+                        schema_version=lab.SCHEMA_VERSION, config_hash=config_hash,
                         labeler="none", prompt_version=None)
     return m.PairRecord(
         pair_id=pair_id(scn.source, scn.scenario_id, ctx.anchor), split=split, context=context,
         expert=_trajectory(ctx, c, pair.expert_facts),
         negative=_trajectory(ctx, c, pair.negative_facts),
         positive=_trajectory(ctx, c, pair.positive_facts),
-        meta_action=m.MetaAction(longitudinal=pair.longitudinal, lateral=pair.lateral),
+        meta_action=lab.MetaAction(longitudinal=pair.longitudinal, lateral=pair.lateral),
         positive_vs_negative=pair.contrast,
         label=None, label_status="unlabeled", provenance=prov)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from cfpair.labels.models import Facts
-from cfpair.shards import arrow_struct
+from cfpair.records.schema import Facts
+from cfpair.records.shards import arrow_struct
 
 PART = pa.struct([("type", pa.string()), ("text", pa.string())])
 #: a chat message whose content is a list of parts (TRL's vision form)

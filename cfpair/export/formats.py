@@ -44,10 +44,10 @@ from cfpair.export.text import (
     answer,
     scene_prompt,
 )
-from cfpair.labels.models import PairRecord
 from cfpair.lock import FolderLock
 from cfpair.outdir import LOCK_NAME, check_apart, remove_listed
-from cfpair.shards import atomic_write, card_yaml, load_records, parquet_bytes
+from cfpair.records.schema import PairRecord
+from cfpair.records.shards import atomic_write, card_yaml, load_records, parquet_bytes
 
 FORMATS = ("trl-sft", "trl-dpo", "trl-grpo", "llamafactory", "verl")
 EXPORT_KIND = "cfpair-export/1"

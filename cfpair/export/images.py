@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cfpair.errors import DatasetFormatError
-from cfpair.labels.models import PairRecord
+from cfpair.records.schema import PairRecord
 from cfpair.render.bev import observation_png
 from cfpair.sources.paths import relative_inside
 

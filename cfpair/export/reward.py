@@ -20,7 +20,7 @@ import numpy as np
 from cfpair.counterfactual.context import EvalContext
 from cfpair.counterfactual.rebuild import context_from_record, score_poses
 from cfpair.export.text import TrajectoryParseError, parse_trajectory
-from cfpair.labels.models import Facts, PairRecord
+from cfpair.records.schema import Facts, PairRecord
 
 FORMAT_FAILURE = -1.0
 _CACHE: OrderedDict[str, tuple[PairRecord, EvalContext]] = OrderedDict()

@@ -20,8 +20,9 @@ import re
 import numpy as np
 
 from cfpair.errors import TrajectoryParseError
-from cfpair.labels.models import PairRecord, SafetyLabel, anchor_index
 from cfpair.labels.rules import agent_name
+from cfpair.records.label import SafetyLabel
+from cfpair.records.schema import PairRecord, anchor_index
 
 XY_DECIMALS = 2
 YAW_DECIMALS = 3

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from cfpair.errors import ConfigError
-from cfpair.labels.models import PairRecord, SafetyLabel
+from cfpair.records.label import SafetyLabel
+from cfpair.records.schema import PairRecord
 
 
 @dataclass(frozen=True)

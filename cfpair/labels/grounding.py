@@ -9,9 +9,10 @@ numbers, agents, actions and comparisons that contradict the facts (kind
 from __future__ import annotations
 
 from cfpair.labels.contradiction import Contradiction
-from cfpair.labels.models import Facts, HazardType, PairRecord, RiskLevel, SafetyLabel
 from cfpair.labels.risk import risk_facts, risk_level
 from cfpair.labels.text_grounding import check_text
+from cfpair.records.label import HazardType, RiskLevel, SafetyLabel
+from cfpair.records.schema import Facts, PairRecord
 
 TIME_TOLERANCE_S = 0.3
 SCORE_TOLERANCE = 0.15

@@ -38,7 +38,6 @@ from cfpair.labels.cache import CachedReply, RequestCache, request_key
 from cfpair.labels.concurrency import AdaptiveLimit, timeout_hint
 from cfpair.labels.grounding import check_label
 from cfpair.labels.llm_settings import FALLBACKS, FORMATS, LLMSettings, LLMStats
-from cfpair.labels.models import SCHEMA_VERSION, PairRecord, SafetyLabel
 from cfpair.labels.secrets import scrub
 from cfpair.labels.transport import (
     BadReply,
@@ -48,6 +47,8 @@ from cfpair.labels.transport import (
     _retry_after,
     server_slots,
 )
+from cfpair.records.label import SCHEMA_VERSION, SafetyLabel
+from cfpair.records.schema import PairRecord
 
 NAME = "openai"
 #: server answers to a json_schema request that mean "not supported here" (llama.cpp: 500)

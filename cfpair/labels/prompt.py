@@ -19,8 +19,9 @@ from typing import Any
 
 from cfpair.errors import ConfigError
 from cfpair.labels.grounding import allowed_hazards, expected_risk
-from cfpair.labels.models import PairRecord, SafetyLabel, Trajectory, anchor_index
 from cfpair.labels.risk import closing_speed, offroad_seconds, risk_facts, risk_level
+from cfpair.records.label import SafetyLabel
+from cfpair.records.schema import PairRecord, TrajectoryRecord, anchor_index
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 MAX_AGENTS = 8
@@ -120,7 +121,7 @@ def agent_table(rec: PairRecord) -> str:
 
 def describe(rec: PairRecord, role: str) -> str:
     """One trajectory's motion and measured facts in a sentence or two (no operator names)."""
-    tr: Trajectory = getattr(rec, role)
+    tr: TrajectoryRecord = getattr(rec, role)
     f = tr.facts
     motion = (f"speed {tr.v[0]:.1f} -> {tr.v[-1]:.1f} m/s (lowest {min(tr.v):.1f}), ends at "
               f"x {tr.x[-1]:.1f} m, y {tr.y[-1]:.1f} m after {tr.t[-1]:.1f} s")

@@ -15,11 +15,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from cfpair.labels.models import PairRecord, RiskLevel, Trajectory, anchor_index
+from cfpair.records.label import RiskLevel
+from cfpair.records.schema import PairRecord, TrajectoryRecord, anchor_index
 
 DT = 0.1
 VULNERABLE = ("pedestrian", "cyclist", "motorcycle")
-LEVELS = (RiskLevel.none, RiskLevel.low, RiskLevel.medium, RiskLevel.high, RiskLevel.critical)
+LEVELS = tuple(RiskLevel)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def grade(f: RiskFacts) -> RiskLevel:
     return next(level for level, _, cond in RISK_TABLE if cond(f))
 
 
-def closing_speed(rec: PairRecord, tr: Trajectory) -> float:
+def closing_speed(rec: PairRecord, tr: TrajectoryRecord) -> float:
     """Magnitude of the ego's velocity minus the critical agent's at the first conflict, m/s
     (the ego's own speed when the agent is unknown there)."""
     f = tr.facts
@@ -78,7 +79,7 @@ def closing_speed(rec: PairRecord, tr: Trajectory) -> float:
     return round(math.hypot(vx, vy), 2)
 
 
-def offroad_seconds(tr: Trajectory) -> float:
+def offroad_seconds(tr: TrajectoryRecord) -> float:
     """Seconds of the horizon with a corner off the drivable area."""
     return round(sum(1 for c in tr.costs.offroad if c > 0) * DT, 2)
 

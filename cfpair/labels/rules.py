@@ -15,15 +15,9 @@ from typing import Any
 
 from cfpair.labels.base import Outcome, register
 from cfpair.labels.grounding import allowed_hazards, check_label
-from cfpair.labels.models import (
-    CriticalAgent,
-    Facts,
-    HazardType,
-    MetaAction,
-    PairRecord,
-    SafetyLabel,
-)
 from cfpair.labels.risk import closing_speed, offroad_seconds, risk_level
+from cfpair.records.label import CriticalAgent, HazardType, MetaAction, SafetyLabel
+from cfpair.records.schema import Facts, PairRecord
 
 NAME = "rules"
 _HAZARD_ORDER = [HazardType.vulnerable_road_user, HazardType.head_on, HazardType.crossing,

@@ -27,8 +27,9 @@ import re
 from dataclasses import dataclass
 
 from cfpair.labels.contradiction import Contradiction
-from cfpair.labels.models import PairRecord, SafetyLabel, anchor_index
 from cfpair.labels.risk import closing_speed, offroad_seconds
+from cfpair.records.label import SafetyLabel
+from cfpair.records.schema import PairRecord, anchor_index
 
 KIND = "text_contradiction"
 #: absolute tolerance per unit; distances also accept 10 % of the value

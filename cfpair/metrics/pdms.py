@@ -18,11 +18,12 @@ from cfpair.geometry.collision import BoxSeq, collisions
 from cfpair.geometry.comfort import comfort_of_path
 from cfpair.geometry.progress import project_to_polyline
 from cfpair.geometry.ttc import projected_ego_hits
+from cfpair.records.label import CollisionType
 from cfpair.types import F64, Bool
 
 I64 = np.ndarray
-COLLISION_TYPES = ("none", "stopped_ego", "stopped_track", "active_front", "active_rear",
-                   "active_lateral")
+#: integer code -> collision class (the record schema's CollisionType, in its order)
+COLLISION_TYPES = tuple(str(c) for c in CollisionType)
 STOPPED_SPEED = 0.05
 TTC_STOPPED_SPEED = 0.005
 STATIC_CLASSES = ("static",)

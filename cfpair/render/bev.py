@@ -19,7 +19,7 @@ from matplotlib.patches import Polygon as MplPolygon
 
 from cfpair.errors import ShardError
 from cfpair.geometry.boxes import box_corners
-from cfpair.labels.models import PairRecord, Trajectory, anchor_index
+from cfpair.records.schema import PairRecord, TrajectoryRecord, anchor_index
 
 #: colours of the three roles and of the scene
 COLOURS = {"expert": "#6b6b6b", "negative": "#d62728", "positive": "#2ca02c",
@@ -150,7 +150,7 @@ def draw_ego(ax: Axes, rec: PairRecord) -> None:
          lw=1.2, z=5)
 
 
-def second_ticks(tr: Trajectory) -> np.ndarray:
+def second_ticks(tr: TrajectoryRecord) -> np.ndarray:
     """Indices of the states at whole seconds after the anchor (1 s, 2 s, ...)."""
     t = np.asarray(tr.t)
     whole = np.arange(1.0, t.max() + 1e-6)

@@ -9,7 +9,7 @@ import textwrap
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from cfpair.labels.models import PairRecord
+from cfpair.records.schema import PairRecord
 from cfpair.render.bev import draw_scene, no_map_note, png_bytes
 from cfpair.render.legend import legend_entries
 from cfpair.render.pair_figure import scenario_kind

@@ -7,7 +7,7 @@ from matplotlib.artist import Artist
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from cfpair.labels.models import PairRecord, anchor_index
+from cfpair.records.schema import PairRecord, anchor_index
 from cfpair.render.bev import (
     COLOURS,
     ROLE_WIDTHS,

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon as MplPolygon
 from matplotlib.ticker import MaxNLocator
 
-from cfpair.labels.models import PairRecord
+from cfpair.records.schema import PairRecord
 from cfpair.render.bev import (
     COLOURS,
     ROLE_WIDTHS,

@@ -14,7 +14,7 @@ import html
 from collections import Counter
 from pathlib import Path
 
-from cfpair.labels.models import PairRecord
+from cfpair.records.schema import PairRecord
 from cfpair.render.grid import cell_title, legend_png, thumb_png
 from cfpair.render.pair_figure import review_png, scenario_kind
 from cfpair.render.summary import risk_of, risk_order, summary_png

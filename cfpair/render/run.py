@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cfpair.records.shards import atomic_write, load_records, read_records
 from cfpair.render.grid import GRID_ROWS, grid_png
 from cfpair.render.pair_figure import review_png
 from cfpair.render.report import write_report
-from cfpair.shards import atomic_write, load_records, read_records
 
 
 @dataclass

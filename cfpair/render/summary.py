@@ -9,7 +9,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from cfpair.labels.models import HazardType, PairRecord, RiskLevel
+from cfpair.records.label import HazardType, RiskLevel
+from cfpair.records.schema import PairRecord
 from cfpair.render.bev import COLOURS, png_bytes
 
 #: colours of the known risk levels, mildest first; other levels the records carry are grey

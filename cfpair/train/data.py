@@ -23,15 +23,8 @@ from matplotlib.path import Path as MplPath
 
 from cfpair.errors import ConfigError
 from cfpair.geometry.boxes import box_corners
-from cfpair.labels.models import (
-    AgentClass,
-    HazardType,
-    Lateral,
-    Longitudinal,
-    PairRecord,
-    SafetyLabel,
-    anchor_index,
-)
+from cfpair.records.label import AgentClass, HazardType, Lateral, Longitudinal, SafetyLabel
+from cfpair.records.schema import PairRecord, anchor_index
 
 GRID = 48
 X_RANGE, Y_RANGE = (-16.0, 48.0), (-32.0, 32.0)

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from cfpair.errors import ConfigError
-from cfpair.labels.models import PairRecord
-from cfpair.shards import load_records
+from cfpair.records.schema import PairRecord
+from cfpair.records.shards import load_records
 from cfpair.train.data import Batch, encode, validation_split
 from cfpair.train.evaluate import Majority, Metrics, evaluate
 from cfpair.train.grpo import GRPOConfig, train_grpo

@@ -7,7 +7,7 @@ import numpy as np
 
 from cfpair.counterfactual.context import EvalContext
 from cfpair.counterfactual.rebuild import context_from_record, score_poses
-from cfpair.labels.models import Facts, PairRecord
+from cfpair.records.schema import Facts, PairRecord
 from cfpair.train.data import poses_of
 
 

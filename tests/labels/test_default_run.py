@@ -17,9 +17,9 @@ import pytest
 from cfpair.counterfactual.meta_action import window_end
 from cfpair.labels import rules
 from cfpair.labels.grounding import check_label
-from cfpair.labels.models import PairRecord
 from cfpair.labels.risk import risk_distribution
-from cfpair.shards import load_records, parquet_bytes, sha256
+from cfpair.records.schema import PairRecord
+from cfpair.records.shards import load_records, parquet_bytes, sha256
 
 
 @pytest.fixture(scope="module")

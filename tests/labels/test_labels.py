@@ -9,10 +9,10 @@ from pydantic import ValidationError
 
 from cfpair.labels import rules
 from cfpair.labels.grounding import KINDS, check_label
-from cfpair.labels.models import SafetyLabel
 from cfpair.labels.risk import risk_level
-from cfpair.labels.schemas import SCHEMAS, render
-from tests.records import synthetic_records
+from cfpair.records.json_schema import SCHEMAS, render
+from cfpair.records.label import SafetyLabel
+from tests.records.synthetic import synthetic_records
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -27,9 +27,9 @@ def records():  # noqa: ANN201
 def test_schema_files_are_current() -> None:
     for name, model in SCHEMAS.items():
         path = SCHEMA_DIR / name
-        assert path.exists(), f"{path} missing: run python -m cfpair.labels.schemas"
+        assert path.exists(), f"{path} missing: run python -m cfpair.records.json_schema"
         assert path.read_text() == render(model), (
-            f"{path} is stale: run python -m cfpair.labels.schemas")
+            f"{path} is stale: run python -m cfpair.records.json_schema")
 
 
 def test_rules_labels_are_complete_and_grounded(records) -> None:  # noqa: ANN001

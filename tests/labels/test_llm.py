@@ -11,10 +11,10 @@ import pytest
 
 from cfpair.labels import prompt, rules
 from cfpair.labels.llm import LLMLabeler, LLMSettings
-from cfpair.labels.models import PairRecord
 from cfpair.labels.risk import risk_level
+from cfpair.records.schema import PairRecord
 from tests.labels.stub_llm import Reply, StubLLM, request_schema, valid_content
-from tests.records import synthetic_records
+from tests.records.synthetic import synthetic_records
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_pinned_schema_accepts_the_rules_label_and_rejects_a_wrong_agent(
 
 
 def test_with_images_attaches_camera_files(records: list[PairRecord], tmp_path: Path) -> None:
-    from cfpair.labels.models import Camera
+    from cfpair.records.schema import Camera
 
     (tmp_path / "cam").mkdir()
     (tmp_path / "cam" / "front.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")

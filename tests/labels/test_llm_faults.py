@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from cfpair.labels.llm import LLMLabeler, LLMSettings, timeout_hint
-from cfpair.labels.models import PairRecord
+from cfpair.records.schema import PairRecord
 from tests.labels.stub_llm import Reply, StubLLM, valid_content
-from tests.records import synthetic_records
+from tests.records.synthetic import synthetic_records
 
 KEY = "sk-canary-faults-7f3a9c"
 

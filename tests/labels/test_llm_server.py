@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from cfpair.labels.models import SafetyLabel
+from cfpair.records.label import SafetyLabel
 from tests.labels.llama_server import ServerFailed, llama_server
 
 pytestmark = pytest.mark.slow

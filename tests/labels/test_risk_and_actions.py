@@ -17,8 +17,8 @@ from cfpair.counterfactual.meta_action import (
     own_action,
     window_end,
 )
-from cfpair.labels.models import RiskLevel
 from cfpair.labels.risk import LEVELS, RISK_TABLE, RiskFacts, grade, table_markdown
+from cfpair.records.label import RiskLevel
 
 T = 41
 ttc = st.one_of(st.none(), st.floats(0.0, 10.0))

@@ -7,10 +7,11 @@ import pytest
 
 from cfpair.labels import rules
 from cfpair.labels.grounding import check_label
-from cfpair.labels.models import PairRecord, SafetyLabel
 from cfpair.labels.rules import agent_name
 from cfpair.labels.text_grounding import check_text, quantities
-from tests.records import synthetic_records
+from cfpair.records.label import SafetyLabel
+from cfpair.records.schema import PairRecord
+from tests.records.synthetic import synthetic_records
 
 
 @pytest.fixture(scope="module")

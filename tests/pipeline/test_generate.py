@@ -17,9 +17,9 @@ import pytest
 
 from cfpair.config import GenerateConfig
 from cfpair.errors import ShardError
-from cfpair.labels.models import PairRecord
 from cfpair.pipeline import generate
-from cfpair.shards import SCHEMA, read_records
+from cfpair.records.schema import PairRecord
+from cfpair.records.shards import SCHEMA, read_records
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "data"

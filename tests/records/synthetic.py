@@ -7,8 +7,8 @@ from cfpair.counterfactual.context import build_context
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
 from cfpair.errors import SceneRejected
-from cfpair.labels.models import PairRecord
 from cfpair.metrics.pdms import score_candidates
+from cfpair.records.schema import PairRecord
 from cfpair.sources.synthetic import SyntheticSource
 
 

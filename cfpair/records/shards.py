@@ -34,8 +34,9 @@ from pydantic import BaseModel
 
 from cfpair import __version__
 from cfpair.errors import ShardError
-from cfpair.labels.models import SCHEMA_VERSION, PairRecord
 from cfpair.outdir import foreign_in_run, read_record, refuse_foreign, remove_listed
+from cfpair.records.label import SCHEMA_VERSION, RiskLevel
+from cfpair.records.schema import PairRecord
 
 FORMAT = "cfpair-pairs/1"
 ROW_GROUP = 256
@@ -308,13 +309,11 @@ def card_yaml(configs: dict[str, dict[str, str]]) -> list[str]:
 
 
 def risk_block(levels: dict[str, int]) -> list[str]:
-    """The card's risk-distribution table (graded from the facts, ``cfpair.labels.risk``)."""
-    from cfpair.labels.risk import distribution
-
-    dist = distribution([k for k, n in levels.items() for _ in range(n)])
+    """The card's risk-distribution table (graded from the facts, ``cfpair.labels.risk``), every
+    level listed in order none .. critical."""
     return ["Risk of the negatives (graded from the facts; table in cfpair's README):", "",
-            "| risk_level | pairs |", "|---|---|", *[f"| {k} | {n} |" for k, n in dist.items()],
-            ""]
+            "| risk_level | pairs |", "|---|---|",
+            *[f"| {k} | {levels.get(str(k), 0)} |" for k in RiskLevel], ""]
 
 
 def write_card(out: Path, manifest: Manifest) -> Path:

@@ -1,111 +1,26 @@
-"""Pydantic v2 models of the safety label and of one pair record (the shard row).
+"""The on-disk row schema (Pydantic v2): one pair record with its scene, trajectories, facts,
+costs and provenance.
 
-The label schema is cfpair's own (SafeAlign-VLA's label fields are not public); it covers the
-C-CoT stages: critical agent, risk, counterfactual reasoning, corrective meta-action. Every
-model forbids unknown fields; ``schemas/`` holds their JSON Schema (``python -m
-cfpair.labels.schemas`` regenerates it; a test fails when it is stale).
+Every model forbids unknown fields; ``schemas/`` holds the JSON Schema of the row and of the
+label (``python -m cfpair.records.json_schema`` regenerates it; a test fails when it is stale).
+This module imports nothing of cfpair's but the label schema beside it.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-SCHEMA_VERSION = "1.0"
-
-Prob = Annotated[float, Field(ge=0.0, le=1.0)]
-Seconds = Annotated[float, Field(ge=0.0, le=60.0)]
-
-
-class Strict(BaseModel):
-    """Base: unknown fields are errors; instances are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RiskLevel(StrEnum):
-    """How bad the negative is, graded from its facts by ``cfpair.labels.risk.RISK_TABLE``."""
-
-    none = "none"
-    low = "low"
-    medium = "medium"
-    high = "high"
-    critical = "critical"
-
-
-class HazardType(StrEnum):
-    """What kind of conflict the negative runs into."""
-
-    rear_end = "rear_end"            # ego runs into an agent ahead in its lane
-    side_swipe = "side_swipe"        # lateral contact / lane intrusion
-    crossing = "crossing"            # crossing or turning conflict at an angle
-    head_on = "head_on"              # opposite headings
-    vulnerable_road_user = "vulnerable_road_user"   # pedestrian or cyclist
-    static_obstacle = "static_obstacle"
-    off_road = "off_road"            # leaves the drivable area, no agent conflict
-    none = "none"
-
-
-class CollisionType(StrEnum):
-    """NAVSIM's collision classes (plus none)."""
-
-    none = "none"
-    stopped_ego = "stopped_ego"
-    stopped_track = "stopped_track"
-    active_front = "active_front"
-    active_rear = "active_rear"
-    active_lateral = "active_lateral"
-
-
-class Longitudinal(StrEnum):
-    """Corrective longitudinal meta-action."""
-
-    accelerate = "accelerate"
-    keep = "keep"
-    decelerate = "decelerate"
-    stop = "stop"
-
-
-class Lateral(StrEnum):
-    """Corrective lateral meta-action."""
-
-    keep_lane = "keep_lane"
-    nudge_left = "nudge_left"
-    nudge_right = "nudge_right"
-    change_lane_left = "change_lane_left"
-    change_lane_right = "change_lane_right"
-    turn_left = "turn_left"
-    turn_right = "turn_right"
-
-
-class AgentClass(StrEnum):
-    """cfpair's agent classes (types.AGENT_CLASSES)."""
-
-    vehicle = "vehicle"
-    pedestrian = "pedestrian"
-    cyclist = "cyclist"
-    motorcycle = "motorcycle"
-    truck = "truck"
-    bus = "bus"
-    static = "static"
-    unknown = "unknown"
-
-
-class CriticalAgent(Strict):
-    """The agent the conflict is with."""
-
-    id: str = Field(min_length=1, max_length=64)
-    cls: AgentClass
-
-
-class MetaAction(Strict):
-    """What the positive does from the ego's current state: its own speed profile
-    (longitudinal) and its own offset along the road, the reference path's frame (lateral)."""
-
-    longitudinal: Longitudinal
-    lateral: Lateral
+from cfpair.records.label import (
+    AgentClass,
+    CollisionType,
+    MetaAction,
+    Prob,
+    SafetyLabel,
+    Seconds,
+    Strict,
+)
 
 
 class Contrast(Strict):
@@ -124,23 +39,6 @@ class Contrast(Strict):
     negative_action: MetaAction = Field(
         description="what the negative itself does from the ego's current state")
     summary: str = Field(max_length=300, description="the differences above, in words")
-
-
-class SafetyLabel(Strict):
-    """The structured safety label of one pair."""
-
-    schema_version: str = SCHEMA_VERSION
-    risk_level: RiskLevel
-    hazard_type: HazardType
-    critical_agent: CriticalAgent | None
-    time_to_conflict_s: Seconds | None = Field(
-        description="seconds from the anchor to the negative's first conflict")
-    failure_description: str = Field(min_length=10, max_length=1200,
-                                     description="what goes wrong in the negative")
-    counterfactual_reasoning: str = Field(min_length=10, max_length=1200,
-                                          description="why the positive avoids it")
-    corrective_action: MetaAction
-    safety_score: Prob = Field(description="continuous safety of the negative, 0 = collision")
 
 
 class Costs(Strict):
@@ -180,7 +78,7 @@ class Facts(Strict):
     safety_score: Prob
 
 
-class Trajectory(Strict):
+class TrajectoryRecord(Strict):
     """Ego rear-axle states in the ego frame at the anchor: ``t`` 0..4 s every 0.1 s, plus the
     NAVSIM output ``poses`` (8 x [x, y, yaw] at 0.5 s .. 4 s)."""
 
@@ -281,9 +179,9 @@ class PairRecord(Strict):
     pair_id: str
     split: str
     context: Context
-    expert: Trajectory
-    negative: Trajectory
-    positive: Trajectory
+    expert: TrajectoryRecord
+    negative: TrajectoryRecord
+    positive: TrajectoryRecord
     meta_action: MetaAction
     positive_vs_negative: Contrast | None = None
     label: SafetyLabel | None

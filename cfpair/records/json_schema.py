@@ -1,4 +1,4 @@
-"""Generate ``schemas/*.json`` from the Pydantic models: ``python -m cfpair.labels.schemas``."""
+"""Write ``schemas/*.json`` from the Pydantic models: ``python -m cfpair.records.json_schema``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from cfpair.labels.models import PairRecord, SafetyLabel
+from cfpair.records.label import SafetyLabel
+from cfpair.records.schema import PairRecord
 
 SCHEMAS: dict[str, type[BaseModel]] = {"safety_label.json": SafetyLabel,
                                        "pair_record.json": PairRecord}

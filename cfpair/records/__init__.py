@@ -1,0 +1,1 @@
+"""The records layer: the on-disk row and label schema, the typed manifest, shards."""
