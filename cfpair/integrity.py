@@ -24,13 +24,16 @@ from collections import Counter
 from typing import Any, Protocol
 
 import pyarrow as pa
+from pydantic import ValidationError
 
 from cfpair.counterfactual.record import pair_id
 from cfpair.labels import rules
+from cfpair.records.manifest import SHARD_NAME as _SHARD_NAME
+from cfpair.records.manifest import RunManifest, ShardEntry, problems
 from cfpair.records.schema import PairRecord
-from cfpair.records.shards import FORMAT, SCHEMA, entry_ok, manifest_digest, row_digests
+from cfpair.records.shards import SCHEMA, manifest_digest, row_digests
 
-SHARD_NAME = re.compile(r"data/(?P<split>[A-Za-z0-9_.]+)-\d{5}-of-\d{5}\.parquet")
+SHARD_NAME = re.compile(_SHARD_NAME)
 CHECKS = ("incomplete", "row_digest", "pair_id", "provenance")
 
 
@@ -41,57 +44,33 @@ class Sink(Protocol):
         """Record one finding."""
 
 
-def check_manifest(rep: Sink, man: Any, where: str) -> tuple[dict[str, Any], str | None]:
-    """The usable shard entries and config hash of a manifest; findings for everything wrong
-    with its structure or its digest (never raises, whatever the JSON holds)."""
-    if not isinstance(man, dict):
-        rep.add("manifest", where, f"expected a JSON object, got {type(man).__name__}")
-        return {}, None
-    if man.get("format") != FORMAT:
-        rep.add("manifest", where, f"format {str(man.get('format'))[:40]!r}, expected {FORMAT!r}")
-    shards = man.get("shards")
-    if not isinstance(shards, dict):
-        rep.add("manifest", where, f"'shards' must map shard names to entries, got "
-                f"{type(shards).__name__}")
-        shards = {}
-    good = {}
-    for name, entry in shards.items():
-        if not SHARD_NAME.fullmatch(str(name)):
-            rep.add("manifest", where, f"shard name {str(name)[:80]!r} is not "
-                    "data/<split>-NNNNN-of-NNNNN.parquet")
-        elif not entry_ok(entry):
-            rep.add("manifest", f"{where} [{name}]", "entry needs rows, scenes (integers), "
-                    "sha256, split (strings) and rejects (a list)")
-        else:
-            good[name] = entry
-    config_hash = man.get("config_hash")
-    if not isinstance(config_hash, str):
-        rep.add("manifest", where, "config_hash must be a string")
-        config_hash = None
-    if not isinstance(man.get("config"), dict):
-        rep.add("manifest", where, "config must be an object")
-    if "digest" not in man:
+def check_manifest(rep: Sink, man: Any, where: str) -> RunManifest | None:
+    """The manifest as the typed model, or None with one finding saying what is malformed;
+    a finding when its digest does not match (never raises, whatever the JSON holds)."""
+    try:
+        typed = RunManifest.model_validate(man)
+    except ValidationError as exc:
+        rep.add("manifest", where, f"malformed manifest: {problems(exc)}")
+        return None
+    if typed.digest is None:
         rep.add("manifest", where, "no digest: not written by this cfpair, or edited")
-    elif man["digest"] != manifest_digest(man):
+    elif typed.digest != manifest_digest(man):
         rep.add("manifest", where, "digest does not match the content: the manifest was "
                 "edited after cfpair wrote it")
-    return good, config_hash
+    return typed
 
 
-def check_complete(rep: Sink, man: Any, shards: dict[str, Any], where: str) -> None:
+def check_complete(rep: Sink, man: RunManifest, where: str) -> None:
     """An ``incomplete`` finding unless the run recorded that it finished every planned
     shard."""
-    if not isinstance(man, dict):
-        return
-    status, planned = man.get("status"), man.get("planned")
-    if not isinstance(planned, dict):
+    if not man.planned:
         rep.add("incomplete", where, "incomplete: the manifest lists no planned shards, so "
                 "whether the run finished is unknown")
         return
-    missing = sorted(set(planned) - set(shards))
-    if status != "complete" or missing:
-        failed = man.get("failed") if isinstance(man.get("failed"), dict) else {}
-        rep.add("incomplete", where, f"incomplete run (status {str(status)[:20]!r}): "
+    missing = sorted(set(man.planned) - set(man.shards))
+    if man.status != "complete" or missing:
+        planned, failed = man.planned, man.failed
+        rep.add("incomplete", where, f"incomplete run (status {man.status!r}): "
                 f"{len(planned) - len(missing)} of {len(planned)} planned shards written"
                 + (f", missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"
                    if missing else "")
@@ -118,16 +97,15 @@ def check_schema(rep: Sink, schema: pa.Schema, name: str) -> bool:
     return ok
 
 
-def check_rows(rep: Sink, table: pa.Table, entry: dict[str, Any], name: str) -> None:
+def check_rows(rep: Sink, table: pa.Table, entry: ShardEntry, name: str) -> None:
     """Each row's digest against the manifest's ``row_sha256`` (when recorded)."""
-    want = entry.get("row_sha256")
+    want = entry.row_sha256
     if want is None:
         rep.add("row_digest", name, "the manifest records no row digests (older cfpair)",
                 "warning")
         return
-    if not isinstance(want, list) or len(want) != table.num_rows:
-        rep.add("row_digest", name, f"{len(want) if isinstance(want, list) else '?'} row "
-                f"digests for {table.num_rows} rows")
+    if len(want) != table.num_rows:
+        rep.add("row_digest", name, f"{len(want)} row digests for {table.num_rows} rows")
         return
     for i, (got, exp) in enumerate(zip(row_digests(table), want, strict=True)):
         if got != exp:
@@ -135,7 +113,7 @@ def check_rows(rep: Sink, table: pa.Table, entry: dict[str, Any], name: str) -> 
                     "(a field was edited)")
 
 
-def check_provenance(rep: Sink, rec: PairRecord, where: str, man: dict[str, Any],
+def check_provenance(rep: Sink, rec: PairRecord, where: str, man: RunManifest | None,
                      split: str) -> None:
     """The row's id, split and provenance against its content and the manifest's config."""
     prov = rec.provenance
@@ -143,7 +121,7 @@ def check_provenance(rep: Sink, rec: PairRecord, where: str, man: dict[str, Any]
     if rec.pair_id != want:
         rep.add("pair_id", where, f"pair_id {rec.pair_id[:40]!r} is not the hash of its "
                 f"(source, scenario, anchor) {want!r}: the id or the provenance was edited")
-    cfg = man.get("config") if isinstance(man.get("config"), dict) else {}
+    cfg = man.config if man is not None else {}
     if rec.split != split:
         rep.add("provenance", where, f"split {rec.split!r} in a shard of split {split!r}")
     for key, got in (("source", prov.source), ("seed", prov.seed),
@@ -151,9 +129,9 @@ def check_provenance(rep: Sink, rec: PairRecord, where: str, man: dict[str, Any]
         if key in cfg and cfg[key] != got:
             rep.add("provenance", where, f"provenance {key} {got!r}, the run's config says "
                     f"{cfg[key]!r}")
-    if man.get("schema_version") not in (None, prov.schema_version):
+    if man is not None and man.schema_version != prov.schema_version:
         rep.add("provenance", where, f"schema_version {prov.schema_version!r}, the manifest "
-                f"says {man.get('schema_version')!r}")
+                f"says {man.schema_version!r}")
     run_labeler = cfg.get("labeler", rules.NAME)
     status, labeler = rec.label_status, prov.labeler
     if run_labeler == rules.NAME:
@@ -170,12 +148,12 @@ def check_provenance(rep: Sink, rec: PairRecord, where: str, man: dict[str, Any]
                 f"says {cfg.get('model')!r}")
 
 
-def check_counts(rep: Sink, recs: list[PairRecord], entry: dict[str, Any], name: str) -> None:
+def check_counts(rep: Sink, recs: list[PairRecord], entry: ShardEntry, name: str) -> None:
     """The shard's label status and labels-by-labeler counts against its manifest entry."""
     status = Counter(r.label_status for r in recs)
     by_labeler = Counter(r.provenance.labeler for r in recs if r.label is not None)
     for key, got in (("label_status", status), ("labels_by_labeler", by_labeler)):
-        want = entry.get(key)
-        if isinstance(want, dict) and {k: v for k, v in want.items() if v} != dict(got):
+        want = getattr(entry, key)
+        if {k: v for k, v in want.items() if v} != dict(got):
             rep.add("counts", name, f"rows say {key} {dict(got)}, the manifest entry says "
                     f"{want}")

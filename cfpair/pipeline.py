@@ -33,6 +33,7 @@ from cfpair.lock import FolderLock
 from cfpair.metrics.pdms import score_candidates
 from cfpair.outdir import check_apart
 from cfpair.records.label import SafetyLabel
+from cfpair.records.manifest import Reject, ShardEntry
 from cfpair.records.schema import PairRecord
 from cfpair.records.shards import (
     Manifest,
@@ -84,14 +85,14 @@ class ShardResult:
     risk_levels: dict[str, int] = field(default_factory=dict)
     row_sha256: list[str] = field(default_factory=list)
 
-    def entry(self) -> dict[str, Any]:
+    def entry(self) -> ShardEntry:
         """The manifest entry (without the bytes)."""
-        return {"split": self.split, "rows": self.rows, "scenes": self.scenes,
-                "sha256": sha256(self.data), "bytes": len(self.data), "rejects": self.rejects,
-                "row_sha256": self.row_sha256,
-                "labels_by_labeler": self.labels_by_labeler, "label_status": self.label_status,
-                "contradictions": self.contradictions, "llm": self.llm,
-                "risk_levels": self.risk_levels}
+        return ShardEntry(split=self.split, rows=self.rows, scenes=self.scenes,
+                          sha256=sha256(self.data), bytes=len(self.data),
+                          rejects=[Reject.model_validate(r) for r in self.rejects],
+                          row_sha256=self.row_sha256, labels_by_labeler=self.labels_by_labeler,
+                          label_status=self.label_status, contradictions=self.contradictions,
+                          llm=self.llm, risk_levels=self.risk_levels)
 
 
 _SOURCES: dict[tuple[str, str | None, str], ScenarioSource] = {}
@@ -387,5 +388,5 @@ def generate(cfg: GenerateConfig, on_progress: Callback | None = None) -> RunSum
         raise ShardError(f"{len(failed)} of {len(specs)} shards failed: {names}; the others "
                          f"are written and {out}/manifest.json says incomplete - run the same "
                          "command again to retry them")
-    counts = dict(manifest.data["counts"], scenes_this_run=scenes)
+    counts = dict(manifest.record.counts.model_dump(), scenes_this_run=scenes)
     return RunSummary(out, len(specs), len(todo), resumed, time.perf_counter() - started, counts)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from pydantic import ValidationError
 from cfpair import integrity
 from cfpair.counterfactual.rebuild import ROLES, recompute_facts
 from cfpair.labels.grounding import check_label
+from cfpair.records.manifest import Counts, RunManifest, ShardEntry
 from cfpair.records.schema import Facts, PairRecord, TrajectoryRecord
 from cfpair.records.shards import sha256
 
@@ -174,40 +174,40 @@ def _check_record(rep: Report, rec: PairRecord, where: str, config_hash: str | N
             rep.add("facts", where, f"{role}: {msg}", "warning")
 
 
-def _read_manifest(rep: Report, man_path: Path) -> tuple[Any, dict[str, Any], str | None]:
-    """(manifest, usable shard entries, config hash); findings for what is wrong."""
+def _read_manifest(rep: Report, man_path: Path) -> RunManifest | None:
+    """The typed manifest, None (with a finding) when it is unreadable or malformed."""
     try:
-        man = json.loads(man_path.read_text())
+        raw = json.loads(man_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         rep.add("manifest", str(man_path), f"expected a cfpair manifest.json ({exc})")
-        return {}, {}, None
-    shards, config_hash = integrity.check_manifest(rep, man, str(man_path))
-    integrity.check_complete(rep, man, shards, str(man_path))
-    return (man if isinstance(man, dict) else {}), shards, config_hash
+        return None
+    man = integrity.check_manifest(rep, raw, str(man_path))
+    if man is not None:
+        integrity.check_complete(rep, man, str(man_path))
+    return man
 
 
-def _check_shard(rep: Report, out: Path, name: str, entry: dict[str, Any], man: dict[str, Any],
-                 config_hash: str | None, recompute: bool, seen: dict[str, str]) -> int:
+def _check_shard(rep: Report, out: Path, name: str, entry: ShardEntry, man: RunManifest,
+                 recompute: bool, seen: dict[str, str]) -> int:
     """All checks of one listed shard; the number of rows read."""
     path = out / name
     if not path.is_file():
-        rep.add("shard_missing", name, f"listed in the manifest ({entry.get('rows')} rows) "
+        rep.add("shard_missing", name, f"listed in the manifest ({entry.rows} rows) "
                 "but not on disk")
         return 0
     rep.shards += 1
     data = path.read_bytes()
     digest = sha256(data)
-    if digest != entry.get("sha256"):
+    if digest != entry.sha256:
         rep.add("checksum", name, f"sha256 {digest[:16]}..., the manifest says "
-                f"{str(entry.get('sha256'))[:16]}...")
+                f"{entry.sha256[:16]}...")
     try:
         table = pq.read_table(path)
     except Exception as exc:  # noqa: BLE001 - any Arrow error means unreadable
         rep.add("unreadable", name, f"not a readable Parquet file ({exc})")
         return 0
-    if table.num_rows != entry.get("rows"):
-        rep.add("row_count", name, f"{table.num_rows} rows, the manifest says "
-                f"{entry.get('rows')}")
+    if table.num_rows != entry.rows:
+        rep.add("row_count", name, f"{table.num_rows} rows, the manifest says {entry.rows}")
     integrity.check_schema(rep, table.schema, name)
     integrity.check_rows(rep, table, entry, name)
     split = integrity.SHARD_NAME.fullmatch(name)
@@ -227,7 +227,7 @@ def _check_shard(rep: Report, out: Path, name: str, entry: dict[str, Any], man: 
             rep.add("duplicate_id", where, f"pair id also at {seen[rec.pair_id]}")
         seen.setdefault(rec.pair_id, where)
         integrity.check_provenance(rep, rec, where, man, split["split"] if split else "")
-        _check_record(rep, rec, where, config_hash, recompute)
+        _check_record(rep, rec, where, man.config_hash, recompute)
     integrity.check_counts(rep, recs, entry, name)
     return table.num_rows
 
@@ -238,29 +238,30 @@ def validate(out: str | Path, recompute: bool = True) -> Report:
     out = Path(out)
     rep = Report(str(out))
     man_path = out / "manifest.json"
-    man, shards, config_hash = _read_manifest(rep, man_path)
+    man = _read_manifest(rep, man_path)
+    shards = man.shards if man is not None else {}
     on_disk = {str(p.relative_to(out)) for p in (out / "data").glob("*.parquet")} \
         if (out / "data").is_dir() else set()
     for name in sorted(on_disk - set(shards)):
         rep.add("unlisted_shard", name, "a shard file the manifest does not list")
+    if man is None:
+        return rep
     seen: dict[str, str] = {}
     rows_total = 0
     for name, entry in sorted(shards.items()):
         try:
-            rows_total += _check_shard(rep, out, name, entry, man, config_hash, recompute, seen)
+            rows_total += _check_shard(rep, out, name, entry, man, recompute, seen)
         except Exception as exc:  # noqa: BLE001 - a hostile shard is a finding, not a crash
             rep.add("unreadable", name, f"cannot check ({type(exc).__name__}: {exc})"[:500])
     rep.rows = rows_total
-    counts = man.get("counts", {})
-    counts = counts if isinstance(counts, dict) else {}
-    listed = sum(int(e.get("rows", 0)) for e in shards.values())
-    if counts and counts.get("pairs") != listed:
-        rep.add("counts", str(man_path), f"counts.pairs {counts.get('pairs')}, the shard "
-                f"entries add up to {listed}")
-    by_split: Counter[str] = Counter()
-    for e in shards.values():
-        by_split[e.get("split", "?")] += int(e.get("rows", 0))
-    if counts and dict(by_split) != counts.get("by_split"):
-        rep.add("counts", str(man_path), f"counts.by_split {counts.get('by_split')}, the "
-                f"shard entries say {dict(by_split)}")
+    _check_totals(rep, man, str(man_path))
     return rep
+
+
+def _check_totals(rep: Report, man: RunManifest, where: str) -> None:
+    """Every run total of the manifest against what its own shard entries add up to."""
+    want = Counts.of(man.shards.values())
+    for key in Counts.model_fields:
+        got, listed = getattr(man.counts, key), getattr(want, key)
+        if got != listed:
+            rep.add("counts", where, f"counts.{key} {got}, the shard entries add up to {listed}")

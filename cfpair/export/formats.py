@@ -46,8 +46,15 @@ from cfpair.export.text import (
 )
 from cfpair.lock import FolderLock
 from cfpair.outdir import LOCK_NAME, check_apart, remove_listed
+from cfpair.records.manifest import RunManifest
 from cfpair.records.schema import PairRecord
-from cfpair.records.shards import atomic_write, card_yaml, load_records, parquet_bytes
+from cfpair.records.shards import (
+    atomic_write,
+    card_yaml,
+    load_records,
+    parquet_bytes,
+    read_manifest,
+)
 
 FORMATS = ("trl-sft", "trl-dpo", "trl-grpo", "llamafactory", "verl")
 EXPORT_KIND = "cfpair-export/1"
@@ -201,8 +208,8 @@ def export(out: str | Path, dest: str | Path, fmt: str, images: str = "camera",
     check_apart(dest, out, "export folder", "pairs folder")
     if dest.exists() and not dest.is_dir():
         raise ShardError(f"{dest} is a file, not a folder")
-    man = _manifest(out)
-    root = data_root if data_root is not None else man.get("config", {}).get("root")
+    man = read_manifest(out)
+    root = data_root if data_root is not None else man.config.get("root") if man else None
     if root is not None:
         check_apart(dest, root, "export folder", "dataset root")
     with FolderLock(dest, "export folder"):
@@ -212,17 +219,6 @@ def export(out: str | Path, dest: str | Path, fmt: str, images: str = "camera",
         remove_listed(dest, sorted(set(previous) - rel))
         _record_files(res, sorted(rel))
     return res
-
-
-def _manifest(out: Path) -> dict[str, Any]:
-    """The generate run's manifest (empty when absent or not a JSON object with a config)."""
-    try:
-        man = json.loads((out / "manifest.json").read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    if not isinstance(man, dict) or not isinstance(man.get("config", {}), dict):
-        return {}
-    return man
 
 
 def _previous_export(dest: Path, overwrite: bool) -> list[str]:
@@ -268,7 +264,7 @@ def _record_files(res: ExportResult, files: list[str]) -> None:
 
 
 def _export(out: Path, dest: Path, fmt: str, images: str, root: str | Path | None,
-            splits: list[str] | None, limit: int | None, pixels: int, man: dict[str, Any]
+            splits: list[str] | None, limit: int | None, pixels: int, man: RunManifest | None
             ) -> ExportResult:
     res = ExportResult(dest, fmt)
 
@@ -346,10 +342,11 @@ def dataset_info(splits: list[str]) -> dict[str, Any]:
     return info
 
 
-def _write_card(res: ExportResult, out: Path, images: str, man: dict[str, Any]) -> Path:
+def _write_card(res: ExportResult, out: Path, images: str, man: RunManifest | None) -> Path:
+    config_hash = man.config_hash if man else None
     meta = {"kind": EXPORT_KIND, "format": res.format, "cfpair_version": __version__,
             "source_dir": str(out),
-            "source_config_hash": man.get("config_hash"), "rows": dict(res.rows),
+            "source_config_hash": config_hash, "rows": dict(res.rows),
             "images": dict(res.images), "image_mode": images, "skipped": dict(res.skipped),
             "trajectory_text": {"form": "<trajectory>[(x, y, yaw), ...]</trajectory>",
                                 "poses": "8 at 0.5 s .. 4.0 s, rear axle, ego frame at "
@@ -366,7 +363,7 @@ def _write_card(res: ExportResult, out: Path, images: str, man: dict[str, Any]) 
         configs = {"default": {s: f"data/{s}-*.parquet" for s in splits}}
     body = [f"# cfpair export: {res.format}", "",
             f"Made by `cfpair export --format {res.format}` (cfpair {__version__}) from "
-            f"`{out}` (config hash `{man.get('config_hash')}`).", "",
+            f"`{out}` (config hash `{config_hash}`).", "",
             "| split | rows |", "|---|---|", *[f"| {s} | {n} |" for s, n in res.rows.items()],
             "", "Images: " + ", ".join(f"{k} {v}" for k, v in sorted(res.images.items()))
             + " (camera = the front camera of the anchor frame, bev = cfpair's bird's-eye "

@@ -12,7 +12,9 @@ A shard exists only once its entry is in the manifest; files are written under a
 name and renamed, and the manifest is replaced atomically after each shard. The manifest also
 lists every planned shard, the run's status (running / complete / incomplete), each row's
 digest and a digest of itself (see :mod:`cfpair.integrity` for what validate checks with
-them). A write that fails (disk full) removes its temporary file and raises a ShardError.
+them); its shape is :class:`cfpair.records.manifest.RunManifest`, and a malformed one is a
+ShardError naming the file. A write that fails (disk full) removes its temporary file and
+raises a ShardError.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import errno
 import hashlib
 import json
 import os
-import re
 import types
 import typing
 from enum import Enum
@@ -30,18 +31,17 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from cfpair import __version__
 from cfpair.errors import ShardError
 from cfpair.outdir import foreign_in_run, read_record, refuse_foreign, remove_listed
 from cfpair.records.label import SCHEMA_VERSION, RiskLevel
+from cfpair.records.manifest import FORMAT, Counts, RunManifest, ShardEntry, problems
 from cfpair.records.schema import PairRecord
 
-FORMAT = "cfpair-pairs/1"
 ROW_GROUP = 256
 TMP_MARK = ".tmp-"
-_SHARD_NAME = re.compile(r"data/[A-Za-z0-9_.-]+-\d{5}-of-\d{5}\.parquet")
 
 
 def _arrow(annotation: Any) -> tuple[pa.DataType, bool]:
@@ -168,34 +168,44 @@ def manifest_digest(data: dict[str, Any]) -> str:
     return sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
 
 
-def entry_ok(entry: Any) -> bool:
-    """Does a manifest shard entry have the fields and types cfpair writes?"""
-    return isinstance(entry, dict) and all(
-        isinstance(entry.get(k), t) and not isinstance(entry.get(k), bool) for k, t in (
-            ("rows", int), ("scenes", int), ("sha256", str), ("split", str), ("rejects", list)))
-
-
 def shard_name(split: str, index: int, total: int) -> str:
     """HF-style shard path relative to the output folder."""
     return f"data/{split}-{index:05d}-of-{total:05d}.parquet"
 
 
-class Manifest:
-    """manifest.json: what has been written, under which config, and whether the run finished.
+def parse_manifest(data: Any, where: str | Path) -> RunManifest:
+    """A manifest's JSON as the typed model; anything malformed is one ShardError naming the
+    file and what is wrong."""
+    try:
+        return RunManifest.model_validate(data)
+    except ValidationError as exc:
+        raise ShardError(f"{where}: malformed manifest ({problems(exc)}); move the folder away "
+                         "or choose another --out") from None
 
-    ``planned`` lists every shard of the run (name -> scenes) and is written before the first
-    shard; ``status`` is ``running`` until the run ends, then ``complete`` (every planned shard
-    written) or ``incomplete``; ``failed`` names shards whose worker failed; ``digest`` is the
-    sha256 of the rest, so a hand edit of the manifest is detected.
-    """
+
+def read_manifest(out: str | Path) -> RunManifest | None:
+    """The manifest of an output folder, None when it has none; unreadable, foreign or
+    malformed is one ShardError naming the file."""
+    path = Path(out) / "manifest.json"
+    try:
+        data = read_record(path, "format", FORMAT)
+    except RecursionError:
+        raise ShardError(f"{path}: malformed manifest (nested too deeply)") from None
+    return None if data is None else parse_manifest(data, path)
+
+
+class Manifest:
+    """manifest.json as the run writes it: a :class:`RunManifest` (what has been written, under
+    which config, and whether the run finished), saved atomically after every change with its
+    counts added up (:meth:`Counts.of`) and its digest."""
 
     def __init__(self, out: Path, config: dict[str, Any], config_hash: str) -> None:
         self.out = out
         self.path = out / "manifest.json"
-        self.data: dict[str, Any] = {"format": FORMAT, "cfpair_version": __version__,
-                                     "schema_version": SCHEMA_VERSION, "config": config,
-                                     "config_hash": config_hash, "status": "running",
-                                     "planned": {}, "failed": {}, "shards": {}, "counts": {}}
+        self.record = RunManifest(format=FORMAT, cfpair_version=__version__,
+                                  schema_version=SCHEMA_VERSION, config=config,
+                                  config_hash=config_hash, status="running", planned={},
+                                  failed={}, shards={}, counts=Counts.of([]))
 
     @classmethod
     def open(cls, out: Path, config: dict[str, Any], config_hash: str, overwrite: bool
@@ -203,25 +213,17 @@ class Manifest:
         """Resume a matching run, refuse a different config unless ``overwrite`` (which removes
         only the files the previous run recorded); refuse files cfpair did not write."""
         man = cls(out, config, config_hash)
-        old = read_record(man.path, "format", FORMAT)
-        shards = old.get("shards", {}) if old else {}
-        planned = old.get("planned", {}) if old else {}
-        if not isinstance(shards, dict) or not isinstance(planned, dict) or not all(
-                isinstance(v, dict) for v in shards.values()):
-            raise ShardError(f"{man.path}: malformed manifest ('shards' and 'planned' must map "
-                             "shard names to entries); move the folder away or choose another "
-                             "--out")
-        owned = {n for n in set(shards) | set(planned) if _SHARD_NAME.fullmatch(str(n))}
+        old = read_manifest(out)
+        owned = set(old.shards) | set(old.planned) if old else set()
         refuse_foreign(out, foreign_in_run(out, owned, old is not None))
         if old is not None:
-            if old.get("config_hash") != config_hash and not overwrite:
+            if old.config_hash != config_hash and not overwrite:
                 raise ShardError(
-                    f"{out} holds a run with another config (hash {old.get('config_hash')}, "
+                    f"{out} holds a run with another config (hash {old.config_hash}, "
                     f"this run {config_hash}); refusing to mix them. Use another --out or "
                     "--overwrite to replace it.")
-            if old.get("config_hash") == config_hash and not overwrite:
-                man.data["shards"] = {k: v for k, v in shards.items()
-                                      if k in owned and entry_ok(v)}
+            if old.config_hash == config_hash and not overwrite:
+                man.record.shards = dict(old.shards)
             if overwrite:
                 remove_listed(out, sorted(owned) + ["rejects.jsonl", "README.md",
                                                     "manifest.json"])
@@ -231,67 +233,48 @@ class Manifest:
 
     def plan(self, planned: dict[str, int]) -> None:
         """Record every shard of the run before the first one is written."""
-        self.data["planned"] = dict(sorted(planned.items()))
-        self.data["status"] = "running"
-        self.data["failed"] = {}
+        self.record.planned = dict(sorted(planned.items()))
+        self.record.status = "running"
+        self.record.failed = {}
         self.save()
 
     def finish(self, failed: dict[str, str]) -> str:
         """Record how the run ended: ``complete`` or ``incomplete``; returns the status."""
-        missing = set(self.data["planned"]) - set(self.data["shards"])
-        self.data["failed"] = dict(sorted(failed.items()))
-        self.data["status"] = "incomplete" if missing or failed else "complete"
+        missing = set(self.record.planned) - set(self.record.shards)
+        self.record.failed = dict(sorted(failed.items()))
+        self.record.status = "incomplete" if missing or failed else "complete"
         self.save()
-        return str(self.data["status"])
+        return self.record.status
 
     def done(self, name: str) -> bool:
         """Is this shard complete (entry present, file there with the recorded checksum)?"""
-        entry = self.data["shards"].get(name)
-        if not isinstance(entry, dict):
+        entry = self.record.shards.get(name)
+        if entry is None:
             return False
         path = self.out / name
         return path.is_file() and not path.is_symlink() and \
-            sha256(path.read_bytes()) == entry.get("sha256")
+            sha256(path.read_bytes()) == entry.sha256
 
-    def add(self, name: str, entry: dict[str, Any]) -> None:
+    def add(self, name: str, entry: ShardEntry) -> None:
         """Record a finished shard and rewrite manifest.json atomically."""
-        self.data["shards"][name] = entry
+        self.record.shards[name] = entry
         self.save()
 
     def save(self) -> None:
         """Recompute counts and write."""
-        shards = self.data["shards"]
-        counts: dict[str, Any] = {"pairs": 0, "scenes": 0, "rejected": 0, "by_split": {},
-                                  "rejects_by_reason": {}, "labels_by_labeler": {},
-                                  "label_status": {}, "contradictions": {}, "llm": {},
-                                  "risk_levels": {}}
-        for name in sorted(shards):
-            e = shards[name]
-            counts["pairs"] += e["rows"]
-            counts["scenes"] += e["scenes"]
-            counts["rejected"] += len(e["rejects"])
-            counts["by_split"][e["split"]] = counts["by_split"].get(e["split"], 0) + e["rows"]
-            for r in e["rejects"]:
-                key = r["reason"]
-                counts["rejects_by_reason"][key] = counts["rejects_by_reason"].get(key, 0) + 1
-            for group in ("labels_by_labeler", "label_status", "contradictions", "risk_levels"):
-                for k, v in e.get(group, {}).items():
-                    counts[group][k] = counts[group].get(k, 0) + v
-            llm = counts["llm"]
-            for k, v in e.get("llm", {}).items():
-                llm[k] = max(llm.get(k, 0), v) if k.endswith("_max_s") else llm.get(k, 0) + v
-        if "cost_usd" in counts["llm"]:
-            counts["llm"]["cost_usd"] = round(counts["llm"]["cost_usd"], 8)
-        self.data["counts"] = counts
-        self.data["shards"] = dict(sorted(shards.items()))
-        self.data["digest"] = manifest_digest(self.data)
-        atomic_write(self.path, (json.dumps(self.data, indent=1, sort_keys=True) + "\n").encode())
+        rec = self.record
+        rec.shards = dict(sorted(rec.shards.items()))
+        rec.counts = Counts.of(rec.shards.values())
+        data = rec.as_json()
+        data["digest"] = manifest_digest(data)
+        atomic_write(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
 
 def write_rejects(out: Path, manifest: Manifest) -> Path:
     """rejects.jsonl from the manifest, in shard order."""
-    lines = [json.dumps(r, sort_keys=True) for name in sorted(manifest.data["shards"])
-             for r in manifest.data["shards"][name]["rejects"]]
+    shards = manifest.record.shards
+    lines = [json.dumps(r.model_dump(mode="json"), sort_keys=True) for name in sorted(shards)
+             for r in shards[name].rejects]
     path = out / "rejects.jsonl"
     atomic_write(path, ("\n".join(lines) + "\n" if lines else "").encode())
     return path
@@ -318,36 +301,36 @@ def risk_block(levels: dict[str, int]) -> list[str]:
 
 def write_card(out: Path, manifest: Manifest) -> Path:
     """README.md dataset card with YAML ``configs:`` so ``load_dataset(out)`` finds the splits."""
-    d = manifest.data
-    splits = sorted({e["split"] for e in d["shards"].values()})
-    cfg = d["config"]
+    d = manifest.record
+    splits = sorted({e.split for e in d.shards.values()})
+    cfg = d.config
     yaml = card_yaml({"default": {s: f"data/{s}-*.parquet" for s in splits}})
-    c = d["counts"]
+    c = d.counts
     synthetic_note = (" (synthetic scenes, not real driving)" if cfg["source"] == "synthetic"
                       else "")
     body = [
         "# cfpair counterfactual safety pairs", "",
-        f"Generated by cfpair {d['cfpair_version']} (record schema {d['schema_version']}) from "
+        f"Generated by cfpair {d.cfpair_version} (record schema {d.schema_version}) from "
         f"the `{cfg['source']}` source{synthetic_note}, "
         f"seed {cfg['seed']}, {cfg['n_candidates']} candidates per anchor, labeler "
-        f"`{cfg['labeler']}`. Config hash `{d['config_hash']}`.", "",
+        f"`{cfg['labeler']}`. Config hash `{d.config_hash}`.", "",
         "| split | pairs |", "|---|---|",
-        *[f"| {s} | {c['by_split'].get(s, 0)} |" for s in splits], "",
-        f"Scenes read: {c['scenes']}; rejected scene/anchors: {c['rejected']} "
-        f"({', '.join(f'{k}: {v}' for k, v in sorted(c['rejects_by_reason'].items())) or 'none'}"
+        *[f"| {s} | {c.by_split.get(s, 0)} |" for s in splits], "",
+        f"Scenes read: {c.scenes}; rejected scene/anchors: {c.rejected} "
+        f"({', '.join(f'{k}: {v}' for k, v in sorted(c.rejects_by_reason.items())) or 'none'}"
         "); see `rejects.jsonl`.", "",
-        "Label status: " + (", ".join(f"{k}: {v}" for k, v in sorted(c["label_status"].items()))
+        "Label status: " + (", ".join(f"{k}: {v}" for k, v in sorted(c.label_status.items()))
                             or "none") + "; labels by labeler: "
-        + (", ".join(f"{k}: {v}" for k, v in sorted(c["labels_by_labeler"].items())) or "none")
+        + (", ".join(f"{k}: {v}" for k, v in sorted(c.labels_by_labeler.items())) or "none")
         + "; contradictions with the facts (rejected labels): "
-        + (", ".join(f"{k}: {v}" for k, v in sorted(c["contradictions"].items())) or "none")
+        + (", ".join(f"{k}: {v}" for k, v in sorted(c.contradictions.items())) or "none")
         + "." + (f" LLM `{cfg.get('model')}` (prompt {cfg.get('prompt_version')}): "
-                 f"{int(c['llm'].get('requests', 0))} requests, "
-                 f"{int(c['llm'].get('prompt_tokens', 0))} prompt + "
-                 f"{int(c['llm'].get('completion_tokens', 0))} completion tokens, "
-                 f"{int(c['llm'].get('cache_hits', 0))} cache hits."
-                 if c.get("llm") else ""), "",
-        *risk_block(c.get("risk_levels", {})),
+                 f"{int(c.llm.get('requests', 0))} requests, "
+                 f"{int(c.llm.get('prompt_tokens', 0))} prompt + "
+                 f"{int(c.llm.get('completion_tokens', 0))} completion tokens, "
+                 f"{int(c.llm.get('cache_hits', 0))} cache hits."
+                 if c.llm else ""), "",
+        *risk_block(c.risk_levels),
         "Each row holds the scene context at the anchor (ego history, agents, map summary, "
         "camera paths), the expert, risky negative and counterfactual positive trajectories "
         "(ego rear axle, ego frame at the anchor, 0.1 s states and 8 NAVSIM poses at 0.5 s) "
