@@ -1,0 +1,231 @@
+"""ScenarioNet ``map_features`` -> MapGeometry: lanes, drivable area, centrelines and route.
+
+Drivable area, in order of preference per lane: the lane's own ``polygon`` (nuScenes, nuPlan);
+else a polygon built from the centreline and the per-point ``width`` (Waymo: (N, 2) left/right
+half-widths measured to the lane boundaries; 0 where unknown); else the centreline widened by
+half the default lane width, each side reaching out to a road edge (``ROAD_EDGE_*``) when one is
+within ``edge_reach_m`` and never crossing one. Closed drivable-area outlines (nuScenes' and
+nuPlan's ``boundary_<n>`` rings) are filled too (even-odd rule, so holes stay holes). Bike lanes
+are not drivable. Every choice is counted in :attr:`BuiltMap.notes` for the scenario's meta.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+
+from cfpair.types import MapGeometry
+
+F64 = NDArray[np.float64]
+
+DRIVABLE_LANES = ("LANE_SURFACE_STREET", "LANE_SURFACE_UNSTRUCTURE", "LANE_UNKNOWN",
+                  "LANE_FREEWAY")
+ROAD_EDGES = ("ROAD_EDGE_BOUNDARY", "ROAD_EDGE_MEDIAN")
+
+
+@dataclass
+class BuiltMap:
+    """The map and what had to be guessed to build it."""
+
+    geometry: MapGeometry
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def _xy(value: Any) -> F64 | None:
+    """(M, >=2) points -> finite (M, 2) float array, or None when unusable."""
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if a.ndim != 2 or a.shape[1] < 2 or a.shape[0] < 1:
+        return None
+    a = a[:, :2]
+    a = a[np.all(np.isfinite(a), axis=1)]
+    if len(a) > 1:  # drop repeated points: they have no direction
+        keep = np.concatenate([[True], np.any(np.diff(a, axis=0) != 0, axis=1)])
+        a = a[keep]
+    return a
+
+
+def _near(a: F64, lo: F64, hi: F64) -> bool:
+    return bool(np.any(np.all((a >= lo) & (a <= hi), axis=1)))
+
+
+def _normals(c: F64) -> F64:
+    d = np.gradient(c, axis=0)
+    n = np.stack([-d[:, 1], d[:, 0]], axis=1)
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+
+
+def _ribbon(c: F64, left: F64, right: F64) -> shapely.Geometry:
+    """Polygon between the centreline offset ``left`` (m) to its left and ``right`` to its
+    right; self-intersections on tight curves are repaired with buffer(0)."""
+    n = _normals(c)
+    ring = np.concatenate([c + n * left[:, None], (c - n * right[:, None])[::-1]])
+    poly = shapely.Polygon(ring)
+    if not poly.is_valid:
+        poly = poly.buffer(0)
+    return poly
+
+
+def _edge_reach(c: F64, edges: shapely.Geometry | None, default_half: float, reach: float
+                ) -> tuple[F64, F64]:
+    """Half-widths left/right: to the first road edge along the normal when it is within
+    ``reach`` m, else ``default_half`` (but never across a nearer edge)."""
+    left, right = np.full(len(c), default_half), np.full(len(c), default_half)
+    if edges is None:
+        return left, right
+    n = _normals(c)
+    for side, out in ((1.0, left), (-1.0, right)):
+        rays = shapely.linestrings(np.stack([c, c + side * n * reach], axis=1))
+        hits = shapely.intersection(rays, edges)
+        for i in np.flatnonzero(~shapely.is_empty(hits)):
+            pts = shapely.get_coordinates(hits[i])
+            if len(pts):
+                out[i] = max(float(np.min(np.linalg.norm(pts - c[i], axis=1))), 0.3)
+    return left, right
+
+
+def _split_holes(poly: shapely.Geometry) -> list[shapely.Polygon]:
+    """Hole-free pieces of a polygon (MapGeometry stores exteriors): cut through each hole."""
+    todo, out = [poly], []
+    while todo:
+        g = todo.pop()
+        if g.is_empty:
+            continue
+        if g.geom_type in ("MultiPolygon", "GeometryCollection"):
+            todo += [p for p in g.geoms if p.geom_type in ("Polygon", "MultiPolygon")]
+            continue
+        if g.geom_type != "Polygon":
+            continue
+        if not g.interiors:
+            out.append(g)
+            continue
+        hx = shapely.Polygon(g.interiors[0]).centroid.x
+        x0, y0, x1, y1 = g.bounds
+        halves = (shapely.box(x0 - 1, y0 - 1, hx, y1 + 1), shapely.box(hx, y0 - 1, x1 + 1,
+                                                                        y1 + 1))
+        todo += [shapely.intersection(g, h) for h in halves]
+    return out
+
+
+def _outline_faces(rings: list[F64]) -> list[shapely.Polygon]:
+    """Faces enclosed by an odd number of closed outlines (the area the outlines bound)."""
+    lines = [shapely.LineString(r) for r in rings]
+    shells = [shapely.Polygon(r).buffer(0) for r in rings]
+    faces = list(shapely.get_parts(shapely.polygonize(lines)))
+    out = []
+    for f in faces:
+        p = f.representative_point()
+        if sum(bool(s.contains(p)) for s in shells) % 2 == 1:
+            out.append(f)
+    return out
+
+
+def build_map(features: Any, ego_xy: F64, radius_m: float = 150.0,
+              default_lane_width: float = 3.7, edge_reach_m: float = 4.0) -> BuiltMap:
+    """MapGeometry of the features within ``radius_m`` of the ego path's bounding box."""
+    notes: dict[str, Any] = {"lanes_with_polygon": 0, "lanes_from_width": 0,
+                             "lanes_from_default_width": 0, "lanes_skipped": 0,
+                             "outline_faces": 0, "crop_radius_m": radius_m}
+    if not isinstance(features, dict) or ego_xy.size == 0:
+        notes["no_map"] = "map_features missing or not a dict" if not isinstance(
+            features, dict) else "no valid ego position"
+        return BuiltMap(MapGeometry(), notes)
+    lo, hi = ego_xy.min(axis=0) - radius_m, ego_xy.max(axis=0) + radius_m
+    lanes, rings, edge_lines = [], [], []
+    for fid, feat in features.items():
+        if not isinstance(feat, dict):
+            continue
+        typ = str(feat.get("type", ""))
+        line = _xy(feat.get("polyline")) if "polyline" in feat else None
+        if typ in ROAD_EDGES and line is not None and len(line) >= 2 and _near(line, lo, hi):
+            edge_lines.append(line)
+        if str(fid).startswith("boundary_") and line is not None and len(line) >= 4 and \
+                np.allclose(line[0], line[-1]) and _near(line, lo, hi):
+            rings.append(line)
+        if typ in DRIVABLE_LANES:
+            if line is None or len(line) < 2 or not _near(line, lo, hi):
+                notes["lanes_skipped"] += line is None or len(line) < 2
+                continue
+            lanes.append((str(fid), line, feat))
+    edges = shapely.multilinestrings(edge_lines) if edge_lines else None
+    half = default_lane_width / 2
+    polys, centres, ids, route_flags = [], [], [], []
+    for fid, line, feat in sorted(lanes, key=lambda r: r[0]):
+        poly = None
+        given = _xy(feat.get("polygon")) if "polygon" in feat else None
+        if given is not None and len(given) >= 3:
+            poly = shapely.Polygon(given).buffer(0)
+            if poly.is_empty or poly.area <= 0:
+                poly = None
+            else:
+                notes["lanes_with_polygon"] += 1
+        if poly is None:
+            width = np.asarray(feat.get("width", ()), dtype=np.float64) if "width" in feat \
+                else np.zeros(0)
+            if width.shape == (len(line), 2) and np.all(np.isfinite(width)) and np.any(
+                    width > 0):
+                w = np.where(width > 0, width, np.where(width[:, ::-1] > 0, width[:, ::-1],
+                                                        half))
+                poly = _ribbon(line, w[:, 0], w[:, 1])
+                notes["lanes_from_width"] += 1
+            else:
+                left, right = _edge_reach(line, edges, half, edge_reach_m)
+                poly = _ribbon(line, left, right)
+                notes["lanes_from_default_width"] += 1
+        polys += _split_holes(poly)
+        centres.append(line)
+        ids.append(fid)
+        route_flags.append(feat.get("is_sdc_route"))
+    if rings:
+        faces = _outline_faces(rings)
+        notes["outline_faces"] = len(faces)
+        drivable = [*polys, *(p for f in faces for p in _split_holes(f))]
+    else:
+        drivable = list(polys)
+    keep = [p for p in drivable if p.geom_type == "Polygon" and p.area > 1e-6]
+    lane_polys = tuple(np.asarray(p.exterior.coords) for p in polys
+                       if p.geom_type == "Polygon" and p.area > 1e-6)
+    centre_t = tuple(c for c in centres if len(c) >= 2)
+    given_route = [f for f in route_flags if f is not None]
+    if given_route:
+        on_route = np.array([bool(f) for f in route_flags], bool)
+        notes["route"] = "is_sdc_route flags of the lanes"
+    else:
+        on_route = infer_route(centre_t, ego_xy, default_lane_width / 2)
+        notes["route"] = "inferred: lanes the logged ego path follows"
+    geo = MapGeometry(drivable=tuple(np.asarray(p.exterior.coords) for p in keep),
+                      lanes=lane_polys, centerlines=centre_t, on_route=on_route,
+                      lane_ids=tuple(ids))
+    return BuiltMap(geo, notes)
+
+
+def infer_route(centres: tuple[F64, ...], path: F64, tol_m: float) -> NDArray[np.bool_]:
+    """Lanes along which the logged path drives: >= 3 path points within ``tol_m`` of the
+    centreline, moving with the lane's direction (within 45 degrees)."""
+    flags = np.zeros(len(centres), bool)
+    if len(path) < 2 or not centres:
+        return flags
+    step = np.diff(path, axis=0)
+    moving = np.linalg.norm(step, axis=1) > 0.05
+    pts, dirs = path[:-1][moving], step[moving]
+    if len(pts) < 3:
+        return flags
+    lines = np.array([shapely.LineString(c) for c in centres], dtype=object)
+    points = shapely.points(pts)
+    dist = shapely.distance(lines[:, None], points[None, :])
+    for i in np.flatnonzero((dist <= tol_m).sum(axis=1) >= 3):
+        near = np.flatnonzero(dist[i] <= tol_m)
+        s = shapely.line_locate_point(lines[i], points[near])
+        a = shapely.get_coordinates(shapely.line_interpolate_point(lines[i], s))
+        b = shapely.get_coordinates(shapely.line_interpolate_point(lines[i], s + 0.5))
+        tangent = b - a
+        ok = np.einsum("ij,ij->i", tangent, dirs[near]) > 0.707 * np.linalg.norm(
+            tangent, axis=1) * np.linalg.norm(dirs[near], axis=1)
+        flags[i] = int(ok.sum()) >= 3
+    return flags
