@@ -40,7 +40,8 @@ def contained(root: Path, path: Path) -> Path:
     real, top = path.resolve(), root.resolve()
     if real != top and top not in real.parents:
         raise DatasetFormatError(path, f"resolves to {real}, outside the dataset root {top}; "
-                                 "files outside --root are never read")
+                                 "files outside --root are never read (for a combined "
+                                 "dataset, point --root at a folder holding it and its parts)")
     return real
 
 
@@ -77,10 +78,12 @@ class ScenarioNetSource:
         return out
 
     def _ref(self, split: str, path: Path, extra: tuple = ()) -> ScenarioRef:
+        """A ref whose id is the file's real path relative to the root (so one file reached
+        through a combined dataset's mapping and through its own folder is listed once)."""
         try:
-            rel = path.relative_to(self.root).with_suffix("").as_posix()
-        except ValueError:
-            rel = path.with_suffix("").name
+            rel = path.resolve().relative_to(self.root.resolve()).with_suffix("").as_posix()
+        except (ValueError, OSError):
+            rel = path.with_suffix("").as_posix()
         return ScenarioRef(self.name, rel, split, str(path), extra)
 
     def _walk(self, folder: Path, split: str, refs: list[ScenarioRef], depth: int) -> None:

@@ -52,7 +52,8 @@ def _xy(value: Any) -> F64 | None:
 
 
 def _near(a: F64, lo: F64, hi: F64) -> bool:
-    return bool(np.any(np.all((a >= lo) & (a <= hi), axis=1)))
+    """Does the bounding box of the points overlap the box [lo, hi]?"""
+    return bool(np.all(a.min(axis=0) <= hi) and np.all(a.max(axis=0) >= lo))
 
 
 def _normals(c: F64) -> F64:
@@ -72,10 +73,21 @@ def _ribbon(c: F64, left: F64, right: F64) -> shapely.Geometry:
     return poly
 
 
+def densify(c: F64, step: float = 1.0) -> F64:
+    """The polyline with extra points so that no segment is longer than ``step`` metres."""
+    seg = np.linalg.norm(np.diff(c, axis=0), axis=1)
+    parts = [c[:1]]
+    for i, n in enumerate(np.maximum(np.ceil(seg / step).astype(int), 1)):
+        f = np.arange(1, n + 1)[:, None] / n
+        parts.append(c[i] + f * (c[i + 1] - c[i]))
+    return np.concatenate(parts)
+
+
 def _edge_reach(c: F64, edges: shapely.Geometry | None, default_half: float, reach: float
                 ) -> tuple[F64, F64]:
     """Half-widths left/right: to the first road edge along the normal when it is within
-    ``reach`` m, else ``default_half`` (but never across a nearer edge)."""
+    ``reach`` m, else ``default_half``. Hits closer than 0.5 m are ignored (an edge running
+    through the centre point itself, as at the ends of a road, bounds nothing)."""
     left, right = np.full(len(c), default_half), np.full(len(c), default_half)
     if edges is None:
         return left, right
@@ -84,9 +96,10 @@ def _edge_reach(c: F64, edges: shapely.Geometry | None, default_half: float, rea
         rays = shapely.linestrings(np.stack([c, c + side * n * reach], axis=1))
         hits = shapely.intersection(rays, edges)
         for i in np.flatnonzero(~shapely.is_empty(hits)):
-            pts = shapely.get_coordinates(hits[i])
-            if len(pts):
-                out[i] = max(float(np.min(np.linalg.norm(pts - c[i], axis=1))), 0.3)
+            d = np.linalg.norm(shapely.get_coordinates(hits[i]) - c[i], axis=1)
+            d = d[d >= 0.5]
+            if d.size:
+                out[i] = float(d.min())
     return left, right
 
 
@@ -175,8 +188,9 @@ def build_map(features: Any, ego_xy: F64, radius_m: float = 150.0,
                 poly = _ribbon(line, w[:, 0], w[:, 1])
                 notes["lanes_from_width"] += 1
             else:
-                left, right = _edge_reach(line, edges, half, edge_reach_m)
-                poly = _ribbon(line, left, right)
+                dense = densify(line)
+                left, right = _edge_reach(dense, edges, half, edge_reach_m)
+                poly = _ribbon(dense, left, right)
                 notes["lanes_from_default_width"] += 1
         polys += _split_holes(poly)
         centres.append(line)
