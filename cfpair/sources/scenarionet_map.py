@@ -76,11 +76,10 @@ def _ribbon(c: F64, left: F64, right: F64) -> shapely.Geometry:
 def densify(c: F64, step: float = 1.0) -> F64:
     """The polyline with extra points so that no segment is longer than ``step`` metres."""
     seg = np.linalg.norm(np.diff(c, axis=0), axis=1)
-    parts = [c[:1]]
-    for i, n in enumerate(np.maximum(np.ceil(seg / step).astype(int), 1)):
-        f = np.arange(1, n + 1)[:, None] / n
-        parts.append(c[i] + f * (c[i + 1] - c[i]))
-    return np.concatenate(parts)
+    n = np.maximum(np.ceil(seg / step).astype(int), 1)
+    which = np.repeat(np.arange(len(seg)), n)
+    frac = (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + 1) / np.repeat(n, n)
+    return np.concatenate([c[:1], c[which] + frac[:, None] * (c[which + 1] - c[which])])
 
 
 def _edge_reach(c: F64, edges: shapely.Geometry | None, default_half: float, reach: float
@@ -232,11 +231,13 @@ def infer_route(centres: tuple[F64, ...], path: F64, tol_m: float) -> NDArray[np
         return flags
     lines = np.array([shapely.LineString(c) for c in centres], dtype=object)
     points = shapely.points(pts)
-    dist = shapely.distance(lines[:, None], points[None, :])
-    for i in np.flatnonzero((dist <= tol_m).sum(axis=1) >= 3):
-        near = np.flatnonzero(dist[i] <= tol_m)
+    pt_idx, line_idx = shapely.STRtree(lines).query(points, predicate="dwithin", distance=tol_m)
+    for i in np.unique(line_idx):
+        near = pt_idx[line_idx == i]
+        if near.size < 3:
+            continue
         s = shapely.line_locate_point(lines[i], points[near])
-        a = shapely.get_coordinates(shapely.line_interpolate_point(lines[i], s))
+        a = shapely.get_coordinates(shapely.line_interpolate_point(lines[i], s - 0.5))
         b = shapely.get_coordinates(shapely.line_interpolate_point(lines[i], s + 0.5))
         tangent = b - a
         ok = np.einsum("ij,ij->i", tangent, dirs[near]) > 0.707 * np.linalg.norm(
