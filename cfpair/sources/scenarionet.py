@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cfpair.errors import DatasetFormatError
+from cfpair.errors import CfpairError, DatasetFormatError
 from cfpair.sources.base import ScenarioRef
 from cfpair.sources.safe_pickle import safe_load
 from cfpair.sources.scenarionet_tracks import LoadOptions, scenario_from_description
@@ -155,4 +155,11 @@ class ScenarioNetSource:
             raise DatasetFormatError(ref.path, ref.hint("error"))
         path = Path(ref.path)
         contained(self.root, path)
-        return scenario_from_description(safe_load(path), path, ref.scenario_id, self.options)
+        sd = safe_load(path)
+        try:
+            return scenario_from_description(sd, path, ref.scenario_id, self.options)
+        except CfpairError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a hostile file is a reject, never an abort
+            raise DatasetFormatError(path, f"unusable ScenarioDescription "
+                                     f"({type(exc).__name__}: {exc})") from None

@@ -51,6 +51,14 @@ def _xy(value: Any) -> F64 | None:
     return a
 
 
+def _widths(value: Any) -> F64:
+    """A lane's per-point (left, right) half-widths, or an empty array when unusable."""
+    try:
+        return np.asarray(value, dtype=np.float64) if value is not None else np.zeros(0)
+    except (TypeError, ValueError):
+        return np.zeros(0)
+
+
 def _near(a: F64, lo: F64, hi: F64) -> bool:
     """Does the bounding box of the points overlap the box [lo, hi]?"""
     return bool(np.all(a.min(axis=0) <= hi) and np.all(a.max(axis=0) >= lo))
@@ -178,8 +186,7 @@ def build_map(features: Any, ego_xy: F64, radius_m: float = 150.0,
             else:
                 notes["lanes_with_polygon"] += 1
         if poly is None:
-            width = np.asarray(feat.get("width", ()), dtype=np.float64) if "width" in feat \
-                else np.zeros(0)
+            width = _widths(feat.get("width"))
             if width.shape == (len(line), 2) and np.all(np.isfinite(width)) and np.any(
                     width > 0):
                 w = np.where(width > 0, width, np.where(width[:, ::-1] > 0, width[:, ::-1],

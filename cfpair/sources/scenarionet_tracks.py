@@ -180,12 +180,12 @@ def _track(track: Any, n: int) -> dict[str, Any]:
 
 
 def _ego_n_steps(tracks: dict, sdc: Any, path: Path) -> int:
-    if sdc not in tracks:
+    if not isinstance(sdc, str | int) or sdc not in tracks:
         raise DatasetFormatError(path, f"metadata.sdc_id {sdc!r} is not among the "
                                  f"{len(tracks)} tracks")
     try:
-        return int(np.asarray(tracks[sdc]["state"]["position"]).shape[0])
-    except (KeyError, TypeError, IndexError):
+        return int(np.asarray(tracks[sdc]["state"]["position"], dtype=np.float64).shape[0])
+    except (KeyError, TypeError, IndexError, ValueError):
         raise DatasetFormatError(path, f"the ego track {sdc!r} has no state.position") from None
 
 

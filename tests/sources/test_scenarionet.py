@@ -212,3 +212,38 @@ def test_cli_generates_and_validates_on_fixtures(dataset, tmp_path) -> None:
     v = subprocess.run([*run, "validate", str(out)], capture_output=True, text=True,
                        timeout=300, env=env)
     assert v.returncode == 0 and v.stdout.strip().endswith("valid"), v.stdout + v.stderr
+
+
+def test_garbage_anywhere_in_a_description_is_a_format_error(scenes) -> None:
+    """Every key (4 levels deep) of a Waymo-style description replaced by a wrong type: the
+    loader returns a valid Scenario or raises a CfpairError, nothing else."""
+    import copy
+
+    from cfpair.errors import CfpairError
+    from cfpair.sources.scenarionet_tracks import LoadOptions, scenario_from_description
+
+    sd = description(scenes[4], "waymo", "fuzz")
+    paths: list[tuple] = []
+
+    def walk(d: object, pre: tuple) -> None:
+        if isinstance(d, dict) and len(pre) < 4:
+            for k, v in d.items():
+                paths.append((*pre, k))
+                walk(v, (*pre, k))
+
+    walk(sd, ())
+    outcomes = {"ok": 0, "error": 0}
+    for path in paths:
+        for junk in (None, [[1, 2], [3]], np.array(["a", "b"])):
+            bad = copy.deepcopy(sd)
+            node = bad
+            for k in path[:-1]:
+                node = node[k]
+            node[path[-1]] = junk
+            try:
+                scenario_from_description(bad, Path("fuzz.pkl"), "fuzz", LoadOptions())
+                outcomes["ok"] += 1
+            except CfpairError as exc:
+                assert "fuzz.pkl" in str(exc) or isinstance(exc, SceneRejected), exc
+                outcomes["error"] += 1
+    assert outcomes["error"] > 20 and outcomes["ok"] > 20
