@@ -202,13 +202,13 @@ def build_map(features: Any, ego_xy: F64, radius_m: float = 150.0,
         centres.append(line)
         ids.append(fid)
         route_flags.append(feat.get("is_sdc_route"))
-    if rings:
-        faces = _outline_faces(rings)
-        notes["outline_faces"] = len(faces)
-        drivable = [*polys, *(p for f in faces for p in _split_holes(f))]
-    else:
-        drivable = list(polys)
-    keep = [p for p in drivable if p.geom_type == "Polygon" and p.area > 1e-6]
+    faces = _outline_faces(rings) if rings else []
+    notes["outline_faces"] = len(faces)
+    # one union, cut into hole-free pieces: a few large polygons instead of hundreds of
+    # overlapping lanes keep every anchor's clip, union and stored map small
+    union = shapely.union_all([*polys, *faces]) if polys or faces else shapely.Polygon()
+    keep = [p for p in _split_holes(union) if p.geom_type == "Polygon" and p.area > 1e-6]
+    notes["drivable_pieces"] = len(keep)
     lane_polys = tuple(np.asarray(p.exterior.coords) for p in polys
                        if p.geom_type == "Polygon" and p.area > 1e-6)
     centre_t = tuple(c for c in centres if len(c) >= 2)
