@@ -146,9 +146,10 @@ def _outline_faces(rings: list[F64]) -> list[shapely.Polygon]:
     return out
 
 
-def build_map(features: Any, ego_xy: F64, radius_m: float = 150.0,
+def build_map(features: Any, ego_xy: F64, ego_yaw: F64, radius_m: float = 150.0,
               default_lane_width: float = 3.7, edge_reach_m: float = 4.0) -> BuiltMap:
-    """MapGeometry of the features within ``radius_m`` of the ego path's bounding box."""
+    """MapGeometry of the features within ``radius_m`` of the ego path's bounding box; the
+    path (valid ego positions and headings) also infers the route."""
     notes: dict[str, Any] = {"lanes_with_polygon": 0, "lanes_from_width": 0,
                              "lanes_from_default_width": 0, "lanes_skipped": 0,
                              "outline_faces": 0, "crop_radius_m": radius_m}
@@ -217,7 +218,7 @@ def build_map(features: Any, ego_xy: F64, radius_m: float = 150.0,
         on_route = np.array([bool(f) for f in route_flags], bool)
         notes["route"] = "is_sdc_route flags of the lanes"
     else:
-        on_route = infer_route(centre_t, ego_xy, default_lane_width / 2)
+        on_route = infer_route(centre_t, ego_xy, ego_yaw, default_lane_width / 2)
         notes["route"] = "inferred: lanes the logged ego path follows"
     geo = MapGeometry(drivable=tuple(np.asarray(p.exterior.coords) for p in keep),
                       lanes=lane_polys, centerlines=centre_t, on_route=on_route,
@@ -225,17 +226,14 @@ def build_map(features: Any, ego_xy: F64, radius_m: float = 150.0,
     return BuiltMap(geo, notes)
 
 
-def infer_route(centres: tuple[F64, ...], path: F64, tol_m: float) -> NDArray[np.bool_]:
-    """Lanes along which the logged path drives: >= 3 path points within ``tol_m`` of the
-    centreline, moving with the lane's direction (within 45 degrees)."""
+def infer_route(centres: tuple[F64, ...], path: F64, yaw: F64, tol_m: float
+                ) -> NDArray[np.bool_]:
+    """Lanes along which the logged ego drives: >= 3 of its positions within ``tol_m`` of the
+    centreline while heading with the lane (within 45 degrees); a parked ego's lane counts."""
     flags = np.zeros(len(centres), bool)
-    if len(path) < 2 or not centres:
+    if len(path) < 3 or not centres:
         return flags
-    step = np.diff(path, axis=0)
-    moving = np.linalg.norm(step, axis=1) > 0.05
-    pts, dirs = path[:-1][moving], step[moving]
-    if len(pts) < 3:
-        return flags
+    pts, dirs = path, np.stack([np.cos(yaw), np.sin(yaw)], axis=1)
     lines = np.array([shapely.LineString(c) for c in centres], dtype=object)
     points = shapely.points(pts)
     pt_idx, line_idx = shapely.STRtree(lines).query(points, predicate="dwithin", distance=tol_m)

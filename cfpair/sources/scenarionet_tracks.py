@@ -242,7 +242,8 @@ def scenario_from_description(sd: Any, path: Path, scenario_id: str, o: LoadOpti
         raise SceneRejected("no_anchor", f"{path}: {n} steps at {dt:.3f} s hold no "
                             f"{o.history_s + o.future_s:.1f} s with the ego logged throughout")
     ego_xy = np.stack([ego["x"], ego["y"]], 1)[ego["valid"]]
-    built = build_map(sd.get("map_features"), ego_xy, o.map_radius_m, o.default_lane_width)
+    built = build_map(sd.get("map_features"), ego_xy, ego["yaw"][ego["valid"]], o.map_radius_m,
+                      o.default_lane_width)
     info = {
         "dataset": dataset, "original_id": str(meta.get("scenario_id", meta.get("id", ""))),
         "file": str(path), "version": str(sd.get("version", "")),
