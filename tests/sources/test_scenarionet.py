@@ -247,3 +247,23 @@ def test_garbage_anywhere_in_a_description_is_a_format_error(scenes) -> None:
                 assert "fuzz.pkl" in str(exc) or isinstance(exc, SceneRejected), exc
                 outcomes["error"] += 1
     assert outcomes["error"] > 20 and outcomes["ok"] > 20
+
+
+def test_a_merge_beside_its_parts_lists_each_scenario_once(tmp_path, scenes) -> None:
+    # scenarionet.merge -d root/merged --from root/a root/b writes '../a' mappings
+    for part, sc in (("a", scenes[0]), ("b", scenes[1])):
+        write_index(tmp_path / part, [write_scenario(description(sc, "waymo", part),
+                                                     tmp_path / part)])
+    combine(tmp_path / "merged", [tmp_path / "a", tmp_path / "b"])
+    mapping = pickle.loads((tmp_path / "merged" / "dataset_mapping.pkl").read_bytes())
+    assert mapping == {"sd_a.pkl": "../a", "sd_b.pkl": "../b"}
+    src = ScenarioNetSource(tmp_path)
+    assert [r.scenario_id for r in src.list("all")] == ["a/sd_a", "b/sd_b"]
+    merged = src.list("merged")   # the merged folder alone, its parts reached through '..'
+    assert [r.scenario_id for r in merged] == ["a/sd_a", "b/sd_b"]
+    assert all(src.load(r).agents.n == sc.agents.n for r, sc in zip(merged, scenes[:2],
+                                                                     strict=True))
+    # with --root at the merged folder itself the parts lie outside: rejects, not reads
+    bad = list(load_all(ScenarioNetSource(tmp_path / "merged"), "all"))
+    assert len(bad) == 2 and all(isinstance(b, Rejected) and "outside the dataset root"
+                                 in b.reason for b in bad)
