@@ -68,6 +68,7 @@ class ScenarioNetSource:
         """Every scenario file of ``split`` in sorted order, without opening any of them."""
         top = self.root / split if split and (self.root / split).is_dir() else self.root
         refs: list[ScenarioRef] = []
+        self._seen_dirs: set[Path] = set()
         self._walk(top, split, refs, depth=0)
         seen: set[str] = set()
         out = []
@@ -86,14 +87,19 @@ class ScenarioNetSource:
             rel = path.with_suffix("").as_posix()
         return ScenarioRef(self.name, rel, split, str(path), extra)
 
+    def _bad(self, split: str, exc: DatasetFormatError) -> ScenarioRef:
+        """A ref that ``load`` turns back into ``exc`` (a reject naming the file)."""
+        return self._ref(split, exc.path, (("error", exc.reason),))
+
     def _walk(self, folder: Path, split: str, refs: list[ScenarioRef], depth: int) -> None:
         try:
-            contained(self.root, folder)
+            real = contained(self.root, folder)
         except DatasetFormatError as exc:
-            refs.append(self._ref(split, folder / "<outside>", (("error", str(exc)),)))
+            refs.append(self._bad(split, exc))
             return
-        if depth > MAX_DEPTH:
-            return
+        if depth > MAX_DEPTH or real in self._seen_dirs:
+            return  # a symlinked folder seen before (or a loop)
+        self._seen_dirs.add(real)
         names = self._indexed(folder, split, refs)
         if names is not None:
             for name, sub in names:
@@ -101,7 +107,7 @@ class ScenarioNetSource:
                 try:
                     contained(self.root, path)
                 except DatasetFormatError as exc:
-                    refs.append(self._ref(split, path, (("error", str(exc)),)))
+                    refs.append(self._bad(split, exc))
                     continue
                 refs.append(self._ref(split, path))
             return
@@ -112,7 +118,7 @@ class ScenarioNetSource:
                 try:
                     contained(self.root, p)
                 except DatasetFormatError as exc:
-                    refs.append(self._ref(split, p, (("error", str(exc)),)))
+                    refs.append(self._bad(split, exc))
                     continue
                 refs.append(self._ref(split, p))
 
@@ -126,7 +132,7 @@ class ScenarioNetSource:
             summary = self._index_file(folder / SUMMARY) if has_s else None
             mapping = self._index_file(folder / MAPPING) if has_m else {}
         except DatasetFormatError as exc:
-            refs.append(self._ref(split, folder / SUMMARY, (("error", str(exc)),)))
+            refs.append(self._bad(split, exc))
             return []
         names = list(summary) if summary is not None else list(mapping)
         out = []
@@ -134,8 +140,9 @@ class ScenarioNetSource:
             sub = mapping.get(name, "")
             if not isinstance(name, str) or not isinstance(sub, str) or "/" in name or \
                     "\\" in name or name in ("", ".", ".."):
-                refs.append(self._ref(split, folder / str(name), (("error", str(
-                    DatasetFormatError(folder, f"bad index entry {name!r} -> {sub!r}"))),)))
+                refs.append(self._bad(split, DatasetFormatError(
+                    folder / (SUMMARY if has_s else MAPPING), f"bad index entry {name!r} -> "
+                    f"{sub!r}: expected a file name and a relative folder")))
                 continue
             out.append((name, sub))
         return out

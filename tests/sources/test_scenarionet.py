@@ -175,6 +175,7 @@ def test_nothing_outside_the_root_is_read(tmp_path, scenes) -> None:
     write_scenario(description(scenes[0], "waymo", "secret"), outside)
     write_scenario(description(scenes[1], "waymo", "inside"), root / "a")
     (root / "a" / "link.pkl").symlink_to(outside / "sd_secret.pkl")
+    (root / "a" / "loop").symlink_to(root / "a")   # walked once, not 16 levels deep
     (root / "b").mkdir()
     with open(root / "b" / "dataset_mapping.pkl", "wb") as fh:
         pickle.dump({"sd_secret.pkl": "../../outside"}, fh)
@@ -184,6 +185,8 @@ def test_nothing_outside_the_root_is_read(tmp_path, scenes) -> None:
     bad = [o for o in out if isinstance(o, Rejected)]
     assert [o.scenario_id for o in ok] == ["a/sd_inside"] and len(refs) == 3
     assert len(bad) == 2 and all("outside the dataset root" in b.reason for b in bad)
+    assert {Path(b.ref.path).name for b in bad} == {"link.pkl", "sd_secret.pkl"}
+    assert all(b.reason.count(b.ref.path) == 1 for b in bad)   # the file named once
 
 
 def test_bad_options_are_config_errors(tmp_path) -> None:
