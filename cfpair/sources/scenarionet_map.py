@@ -174,7 +174,7 @@ def build_map(features: Any, ego_xy: F64, ego_yaw: F64, radius_m: float = 150.0,
                 notes["lanes_skipped"] += line is None or len(line) < 2
                 continue
             lanes.append((str(fid), line, feat))
-    edges = shapely.multilinestrings(edge_lines) if edge_lines else None
+    edges = shapely.MultiLineString(edge_lines) if edge_lines else None
     half = default_lane_width / 2
     polys, centres, ids, route_flags = [], [], [], []
     for fid, line, feat in sorted(lanes, key=lambda r: r[0]):

@@ -8,8 +8,9 @@ real converters write them:
   swapped (length < width, as nuScenes' converter does), lanes with ``polygon`` where the scene
   has a lane polygon (the rest are polyline-only, like nuScenes' lane connectors), and the
   drivable area's outline as closed ``boundary_<n>`` lines.
-* ``waymo``: ego = the SDC's box centre, numeric track ids, lanes as polylines only (half of them
-  with a per-point ``width``), the drivable outline as ``ROAD_EDGE_BOUNDARY`` polylines.
+* ``waymo``: ego = the SDC's box centre, numeric track ids, float32 arrays and timestamps with
+  jitter, lanes as polylines only (half of them with a per-point ``width``), the drivable
+  outline as many open ``ROAD_EDGE_BOUNDARY`` polylines of different lengths.
 
 Velocities are stored as ScenarioNet stores them: forward differences, zero at the last step
 and next to every gap.
@@ -26,6 +27,7 @@ import numpy as np
 import shapely
 
 from cfpair.sources.safe_pickle import safe_load
+from cfpair.sources.scenarionet_map import densify
 from cfpair.sources.scenarionet_tracks import EGO_BY_DATASET
 from cfpair.types import Scenario
 
@@ -50,21 +52,26 @@ def _velocity(x: np.ndarray, y: np.ndarray, valid: np.ndarray, dt: float) -> np.
 
 
 def _track(x: Any, y: Any, yaw: Any, valid: Any, length: float, width: float, dt: float,
-           md_type: str, original: str, tid: str) -> dict[str, Any]:
+           md_type: str, original: str, tid: str, style: str) -> dict[str, Any]:
+    """nuScenes style: float64, valid as 0/1 floats, sizes (T, 1); Waymo style: float32,
+    valid as bools, sizes (T,), as the two converters write them."""
     x, y, yaw = (np.asarray(a, np.float64) for a in (x, y, yaw))
     valid = np.asarray(valid, bool)
     n = len(x)
     pos = np.zeros((n, 3))
     pos[:, 0], pos[:, 1] = np.where(valid, x, 0.0), np.where(valid, y, 0.0)
-    return {"type": md_type,
-            "state": {"position": pos, "heading": np.where(valid, yaw, 0.0),
-                      "velocity": _velocity(pos[:, 0], pos[:, 1], valid, dt),
-                      "valid": valid.astype(np.float64),
-                      "length": np.where(valid, length, 0.0)[:, None],
-                      "width": np.where(valid, width, 0.0)[:, None],
-                      "height": np.where(valid, 1.6, 0.0)[:, None]},
-            "metadata": {"track_length": n, "type": original, "object_id": tid,
-                         "original_id": tid}}
+    state = {"position": pos, "heading": np.where(valid, yaw, 0.0),
+             "velocity": _velocity(pos[:, 0], pos[:, 1], valid, dt),
+             "valid": valid.astype(np.float64), "length": np.where(valid, length, 0.0),
+             "width": np.where(valid, width, 0.0), "height": np.where(valid, 1.6, 0.0)}
+    if style == "waymo":
+        state = {k: v if k == "valid" else v.astype(np.float32) for k, v in state.items()}
+        state["valid"] = valid
+        meta = {"track_length": n, "type": md_type, "object_id": tid, "dataset": "waymo"}
+    else:
+        state.update({k: state[k][:, None] for k in ("length", "width", "height")})
+        meta = {"track_length": n, "type": original, "object_id": tid, "original_id": tid}
+    return {"type": md_type, "state": state, "metadata": meta}
 
 
 def _outline(scn: Scenario) -> list[np.ndarray]:
@@ -95,12 +102,18 @@ def _map_features(scn: Scenario, style: str) -> dict[str, Any]:
             if i % 2 == 0:
                 feat["width"] = np.full((len(c), 2), 1.75, dtype=np.float32)
         feats[str(lid)] = feat
+    edge_id = 900
     for k, ring in enumerate(_outline(scn)):
         if style == "nuscenes":
             feats[f"boundary_{k}"] = {"type": "ROAD_LINE_SOLID_SINGLE_WHITE", "polyline": ring}
-        else:
-            feats[str(900 + k)] = {"type": "ROAD_EDGE_BOUNDARY", "polyline": np.concatenate(
-                [ring, np.zeros((len(ring), 1))], 1)}
+            continue
+        # Waymo: road edges are many open polylines of different lengths, sampled densely
+        dense = densify(ring, 0.5)
+        for start in range(0, len(dense) - 1, 37 + 11 * (k % 3)):
+            piece = dense[start:start + 38 + 11 * (k % 3)]
+            feats[str(edge_id)] = {"type": "ROAD_EDGE_BOUNDARY", "polyline": np.concatenate(
+                [piece, np.zeros((len(piece), 1))], 1).astype(np.float32)}
+            edge_id += 1
     return feats
 
 
@@ -120,16 +133,19 @@ def description(scn: Scenario, style: str = "nuscenes", scene_name: str | None =
         sdc, ts = "ego", np.arange(scn.n_steps) * dt
     else:
         ex, ey, size, sdc = cx, cy, (scn.ego_length, scn.ego_width), "1000"
-        ts = [round(float(v), 6) for v in np.arange(scn.n_steps) * dt]
+        # Waymo's timestamps jitter by tens of microseconds and are stored as float32
+        jitter = 2e-5 * np.sin(np.arange(scn.n_steps))
+        ts = (np.arange(scn.n_steps) * dt + jitter).astype(np.float32)
     tracks = {sdc: _track(ex, ey, scn.ego.yaw, scn.ego.valid, size[0], size[1], dt,
-                          "VEHICLE", "vehicle.car", sdc)}
+                          "VEHICLE", "vehicle.car", sdc, style)}
     a = scn.agents
     for i in range(a.n):
         tid = str(a.ids[i]) if style == "nuscenes" else str(1001 + i)
         md_type, original = _TYPE_BACK[str(a.classes[i])]
         tracks[tid] = _track(a.x[i], a.y[i], a.yaw[i], a.valid[i], float(a.length[i]),
-                             float(a.width[i]), dt, md_type, original, tid)
-    meta = {"dataset": style, "metadrive_processed": False, "coordinate": "right-handed",
+                             float(a.width[i]), dt, md_type, original, tid, style)
+    meta = {"dataset": style, "metadrive_processed": False,
+            "coordinate": "right-handed" if style == "nuscenes" else "waymo",
             "scenario_id": name, "id": name, "sample_rate": dt, "ts": ts, "sdc_id": sdc,
             "map": "cfpair-synthetic"}
     if style == "waymo":
