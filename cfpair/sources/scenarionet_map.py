@@ -35,8 +35,9 @@ class BuiltMap:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
-def _xy(value: Any) -> F64 | None:
-    """(M, >=2) points -> finite (M, 2) float array, or None when unusable."""
+def _kept(value: Any) -> tuple[F64, NDArray[np.bool_]] | None:
+    """(M, >=2) points -> their finite, non-repeated (K, 2) part and the (M,) mask of the
+    points kept (repeated points have no direction); None when unusable."""
     try:
         a = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -44,11 +45,18 @@ def _xy(value: Any) -> F64 | None:
     if a.ndim != 2 or a.shape[1] < 2 or a.shape[0] < 1:
         return None
     a = a[:, :2]
-    a = a[np.all(np.isfinite(a), axis=1)]
-    if len(a) > 1:  # drop repeated points: they have no direction
-        keep = np.concatenate([[True], np.any(np.diff(a, axis=0) != 0, axis=1)])
-        a = a[keep]
-    return a
+    keep = np.all(np.isfinite(a), axis=1)
+    idx = np.flatnonzero(keep)
+    if idx.size > 1:
+        same = np.all(np.diff(a[idx], axis=0) == 0, axis=1)
+        keep[idx[1:][same]] = False
+    return a[keep], keep
+
+
+def _xy(value: Any) -> F64 | None:
+    """(M, >=2) points -> finite, non-repeated (K, 2) float array, or None when unusable."""
+    got = _kept(value)
+    return None if got is None else got[0]
 
 
 def _widths(value: Any) -> F64:
@@ -163,7 +171,8 @@ def build_map(features: Any, ego_xy: F64, ego_yaw: F64, radius_m: float = 150.0,
         if not isinstance(feat, dict):
             continue
         typ = str(feat.get("type", ""))
-        line = _xy(feat.get("polyline")) if "polyline" in feat else None
+        got = _kept(feat.get("polyline")) if "polyline" in feat else None
+        line, kept = got if got is not None else (None, None)
         if typ in ROAD_EDGES and line is not None and len(line) >= 2 and _near(line, lo, hi):
             edge_lines.append(line)
         if str(fid).startswith("boundary_") and line is not None and len(line) >= 4 and \
@@ -173,11 +182,11 @@ def build_map(features: Any, ego_xy: F64, ego_yaw: F64, radius_m: float = 150.0,
             if line is None or len(line) < 2 or not _near(line, lo, hi):
                 notes["lanes_skipped"] += line is None or len(line) < 2
                 continue
-            lanes.append((str(fid), line, feat))
+            lanes.append((str(fid), line, kept, feat))
     edges = shapely.MultiLineString(edge_lines) if edge_lines else None
     half = default_lane_width / 2
     polys, centres, ids, route_flags = [], [], [], []
-    for fid, line, feat in sorted(lanes, key=lambda r: r[0]):
+    for fid, line, kept, feat in sorted(lanes, key=lambda r: r[0]):
         poly = None
         given = _xy(feat.get("polygon")) if "polygon" in feat else None
         if given is not None and len(given) >= 3:
@@ -188,6 +197,8 @@ def build_map(features: Any, ego_xy: F64, ego_yaw: F64, radius_m: float = 150.0,
                 notes["lanes_with_polygon"] += 1
         if poly is None:
             width = _widths(feat.get("width"))
+            if width.ndim == 2 and width.shape[0] == kept.size:
+                width = width[kept]  # the points the centreline kept
             if width.shape == (len(line), 2) and np.all(np.isfinite(width)) and np.any(
                     width > 0):
                 w = np.where(width > 0, width, np.where(width[:, ::-1] > 0, width[:, ::-1],
