@@ -4,9 +4,10 @@ Drivable area, in order of preference per lane: the lane's own ``polygon`` (nuSc
 else a polygon built from the centreline and the per-point ``width`` (Waymo: (N, 2) left/right
 half-widths measured to the lane boundaries; 0 where unknown); else the centreline widened by
 half the default lane width, each side reaching out to a road edge (``ROAD_EDGE_*``) when one is
-within ``edge_reach_m`` and never crossing one. Closed drivable-area outlines (nuScenes' and
-nuPlan's ``boundary_<n>`` rings) are filled too (even-odd rule, so holes stay holes). Bike lanes
-are not drivable. Every choice is counted in :attr:`BuiltMap.notes` for the scenario's meta.
+within ``edge_reach_m`` and never crossing one; the drivable-area outlines ScenarioNet writes as
+``boundary_<n>`` lines count as road edges too. Closed outlines (nuScenes, nuPlan) are filled
+(even-odd rule, so holes stay holes); Argoverse 2's come in open pieces and only bound the
+lanes. Bike lanes are not drivable. Every choice is counted in :attr:`BuiltMap.notes` for the scenario's meta.
 """
 
 from __future__ import annotations
@@ -173,10 +174,12 @@ def build_map(features: Any, ego_xy: F64, ego_yaw: F64, radius_m: float = 150.0,
         typ = str(feat.get("type", ""))
         got = _kept(feat.get("polyline")) if "polyline" in feat else None
         line, kept = got if got is not None else (None, None)
-        if typ in ROAD_EDGES and line is not None and len(line) >= 2 and _near(line, lo, hi):
-            edge_lines.append(line)
-        if str(fid).startswith("boundary_") and line is not None and len(line) >= 4 and \
-                np.allclose(line[0], line[-1]) and _near(line, lo, hi):
+        outline = str(fid).startswith("boundary_")
+        if (typ in ROAD_EDGES or outline) and line is not None and len(line) >= 2 and \
+                _near(line, lo, hi):
+            edge_lines.append(line)  # Argoverse 2 chops its outline into open 20-point pieces
+        if outline and line is not None and len(line) >= 4 and np.allclose(line[0], line[-1]) \
+                and _near(line, lo, hi):
             rings.append(line)
         if typ in DRIVABLE_LANES:
             if line is None or len(line) < 2 or not _near(line, lo, hi):

@@ -270,3 +270,28 @@ def test_a_merge_beside_its_parts_lists_each_scenario_once(tmp_path, scenes) -> 
     bad = list(load_all(ScenarioNetSource(tmp_path / "merged"), "all"))
     assert len(bad) == 2 and all(isinstance(b, Rejected) and "outside the dataset root"
                                  in b.reason for b in bad)
+
+
+def test_open_outline_pieces_bound_lanes_without_polygon_or_width() -> None:
+    """Argoverse 2 style: a lane with zero widths and the drivable outline as open
+    ``boundary_<n>`` pieces 2.5 m to its left and 1.2 m to its right."""
+    from cfpair.sources.scenarionet_map import build_map
+
+    xs = np.linspace(0, 40, 41)
+    lane = np.stack([xs, np.zeros_like(xs)], 1)
+    feats = {"lane": {"type": "LANE_SURFACE_STREET", "polyline": lane,
+                      "width": np.zeros((41, 2), np.float32)},
+             "boundary_00": {"type": "ROAD_LINE_SOLID_SINGLE_WHITE",
+                             "polyline": lane[:20] + [0, 2.5]},
+             "boundary_020": {"type": "ROAD_LINE_SOLID_SINGLE_WHITE",
+                              "polyline": lane[20:] + [0, 2.5]},
+             "boundary_10": {"type": "ROAD_LINE_SOLID_SINGLE_WHITE",
+                             "polyline": lane + [0, -1.2]}}
+    built = build_map(feats, lane[5:30], np.zeros(25))
+    poly = shapely.Polygon(built.geometry.lanes[0])
+    assert built.notes["lanes_from_default_width"] == 1 and built.notes["outline_faces"] == 0
+    # both sides reach the outline where it runs alongside; the one-segment gap between the
+    # two left pieces (x 19..20) falls back to the default half width (1.85 m)
+    assert poly.contains(shapely.Point(10, 2.4)) and poly.contains(shapely.Point(10, -1.1))
+    assert not poly.contains(shapely.Point(10, -1.3))
+    assert built.geometry.on_route.tolist() == [True]
