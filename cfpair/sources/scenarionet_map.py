@@ -7,7 +7,8 @@ half the default lane width, each side reaching out to a road edge (``ROAD_EDGE_
 within ``edge_reach_m`` and never crossing one; the drivable-area outlines ScenarioNet writes as
 ``boundary_<n>`` lines count as road edges too. Closed outlines (nuScenes, nuPlan) are filled
 (even-odd rule, so holes stay holes); Argoverse 2's come in open pieces and only bound the
-lanes. Bike lanes are not drivable. Every choice is counted in :attr:`BuiltMap.notes` for the scenario's meta.
+lanes. Bike lanes are not drivable. Every choice is counted in :attr:`BuiltMap.notes` for the
+scenario's meta.
 """
 
 from __future__ import annotations
