@@ -23,11 +23,11 @@ from cfpair.counterfactual.candidates import build_candidates
 from cfpair.counterfactual.context import build_context
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
-from cfpair.errors import CfpairError
+from cfpair.errors import CfpairError, SceneRejected
 from cfpair.labels import rules
 from cfpair.labels.grounding import check_label
 from cfpair.labels.models import PairRecord, SafetyLabel
-from cfpair.metrics.pdms import score_candidates
+from cfpair.scoring.pdms import score_candidates
 from cfpair.shards import (
     Manifest,
     atomic_write,

@@ -8,7 +8,7 @@ from cfpair.errors import SceneRejected
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
 from cfpair.labels.models import PairRecord
-from cfpair.metrics.pdms import score_candidates
+from cfpair.scoring.pdms import score_candidates
 from cfpair.sources.synthetic import SyntheticSource
 
 

@@ -16,7 +16,7 @@ from cfpair.geometry.collision import collisions
 from cfpair.geometry.comfort import ComfortBounds, comfort_of_path
 from cfpair.geometry.transforms import wrap_angle
 from cfpair.geometry.ttc import constant_velocity_ttc
-from cfpair.metrics.pdms import COLLISION_TYPES, Scores, agent_boxes, ego_boxes
+from cfpair.scoring.pdms import COLLISION_TYPES, Scores, agent_boxes, ego_boxes
 from cfpair.types import F64
 
 PROXIMITY_M = 2.0     # per-step proximity cost reaches 0 at this box-to-box distance

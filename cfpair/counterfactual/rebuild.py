@@ -22,7 +22,7 @@ from cfpair.counterfactual.record import facts_model
 from cfpair.geometry.drivable import DrivableArea
 from cfpair.geometry.kinematics import VehicleLimits
 from cfpair.labels import models as m
-from cfpair.metrics.pdms import Scores, score_candidates
+from cfpair.scoring.pdms import Scores, score_candidates
 
 ROLES = ("expert", "negative", "positive")
 #: the NAVSIM output: 8 poses at 0.5 s .. 4.0 s

@@ -11,7 +11,7 @@ from cfpair.errors import SceneRejected
 from cfpair.counterfactual.operators import DEFAULT_VARIANTS, OPERATORS, OpInput, apply
 from cfpair.counterfactual.pairing import make_pair, meta_action, risky_mask, safe_mask
 from cfpair.geometry.kinematics import VehicleLimits
-from cfpair.metrics.pdms import score_candidates
+from cfpair.scoring.pdms import score_candidates
 from cfpair.sources.synthetic import SyntheticSource
 
 from .scenes import scene

@@ -9,7 +9,7 @@ import shapely
 from cfpair.counterfactual.candidates import build_candidates
 from cfpair.counterfactual.context import build_context
 from cfpair.geometry.boxes import box_corners
-from cfpair.metrics.pdms import COLLISION_TYPES, score_candidates, segment_hits_box
+from cfpair.scoring.pdms import COLLISION_TYPES, score_candidates, segment_hits_box
 
 from .scenes import LANE_W, scene, track
 
