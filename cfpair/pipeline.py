@@ -20,13 +20,13 @@ from typing import Any
 
 from cfpair.config import GenerateConfig
 from cfpair.counterfactual.candidates import build_candidates
-from cfpair.counterfactual.context import build_context
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
 from cfpair.errors import CfpairError, SceneRejected
 from cfpair.labels import rules
 from cfpair.labels.grounding import check_label
 from cfpair.labels.models import PairRecord, SafetyLabel
+from cfpair.scoring.context import build_context
 from cfpair.scoring.pdms import score_candidates
 from cfpair.shards import (
     Manifest,
@@ -117,9 +117,9 @@ def pairs_of(scn: Scenario, ref: ScenarioRef, cfg: GenerateConfig, config_hash: 
         try:
             ctx = build_context(scn, anchor)
             cands = build_candidates(ctx, cfg.n_candidates, cfg.seed)
-            scores = score_candidates(ctx, cands.x, cands.y, cands.yaw, cands.v, cands.path.xy)
+            scores = score_candidates(ctx, cands.x, cands.y, cands.yaw, cands.v)
             pair = make_pair(ctx, cands, scores)
-            yield build_record(ctx, cands, pair, ref.split, cfg.seed, config_hash)
+            yield build_record(scn, ctx, cands, pair, ref.split, cfg.seed, config_hash)
         except SceneRejected as exc:
             yield _reject(ref, anchor, exc.reason, exc.detail)
         except Exception as exc:  # noqa: BLE001 - one bad clip never stops the run; counted

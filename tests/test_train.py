@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from cfpair.counterfactual.rebuild import score_poses  # noqa: E402
+from cfpair.scoring.rescore import score_poses  # noqa: E402
 from cfpair.shards import load_records  # noqa: E402
 from cfpair.train.data import CHANNELS, GRID, encode, poses_of  # noqa: E402
 from cfpair.train.evaluate import evaluate  # noqa: E402

@@ -3,7 +3,7 @@ the TRL and verl examples (``examples/``). (The bundled trainer's GRPO uses the 
 score minus a collision penalty instead: ``cfpair.train.grpo``.)
 
 reward = 0.5 * PDMS-style score + 0.5 * safety score of the answer's trajectory, driven in the
-record's scene (:func:`cfpair.counterfactual.rebuild.score_poses`): in [0, 1], 0 for an
+record's scene (:func:`cfpair.scoring.rescore.score_poses`): in [0, 1], 0 for an
 at-fault collision. An answer with no well-formed trajectory gets FORMAT_FAILURE (-1), below
 any trajectory, so a policy learns the format first.
 """
@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from cfpair.counterfactual.context import EvalContext
-from cfpair.counterfactual.rebuild import context_from_record, score_poses
 from cfpair.export.text import TrajectoryParseError, parse_trajectory
 from cfpair.labels.models import Facts, PairRecord
+from cfpair.scoring.context import EvalContext
+from cfpair.scoring.rescore import context_from_record, score_poses
 
 FORMAT_FAILURE = -1.0
 _CACHE: OrderedDict[str, tuple[PairRecord, EvalContext]] = OrderedDict()

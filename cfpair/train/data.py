@@ -19,6 +19,7 @@ from matplotlib.path import Path as MplPath
 
 from cfpair.geometry.boxes import box_corners
 from cfpair.labels.models import HazardType, PairRecord, anchor_index
+from cfpair.scoring.pdms import risky
 
 GRID = 48
 X_RANGE, Y_RANGE = (-16.0, 48.0), (-32.0, 32.0)
@@ -113,7 +114,7 @@ def _agents(rec: PairRecord) -> tuple[np.ndarray, np.ndarray]:
 
 def _risky(rec: PairRecord) -> bool:
     f = rec.expert.facts
-    return f.collides or not f.ttc_ok or not f.drivable_ok
+    return bool(risky(f.collides, f.ttc_ok, f.drivable_ok))
 
 
 def _wp(poses: list[list[float]]) -> np.ndarray:

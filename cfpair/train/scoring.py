@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cfpair.counterfactual.context import EvalContext
-from cfpair.counterfactual.rebuild import context_from_record, score_poses
 from cfpair.labels.models import Facts, PairRecord
+from cfpair.scoring.context import EvalContext
+from cfpair.scoring.rescore import context_from_record, score_poses
 from cfpair.train.data import poses_of
 
 
