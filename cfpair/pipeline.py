@@ -27,7 +27,7 @@ from cfpair.labels import rules
 from cfpair.labels.grounding import check_label
 from cfpair.labels.models import PairRecord, SafetyLabel
 from cfpair.scoring.context import build_context
-from cfpair.scoring.pdms import score_candidates
+from cfpair.scoring.views import score_trajectories
 from cfpair.shards import (
     Manifest,
     atomic_write,
@@ -117,8 +117,9 @@ def pairs_of(scn: Scenario, ref: ScenarioRef, cfg: GenerateConfig, config_hash: 
         try:
             ctx = build_context(scn, anchor)
             cands = build_candidates(ctx, cfg.n_candidates, cfg.seed)
-            scores = score_candidates(ctx, cands.x, cands.y, cands.yaw, cands.v)
-            pair = make_pair(ctx, cands, scores)
+            facts = score_trajectories(ctx, cands.x, cands.y, cands.yaw, cands.v,
+                                       cands.feasible)
+            pair = make_pair(ctx, cands, facts)
             yield build_record(scn, ctx, cands, pair, ref.split, cfg.seed, config_hash)
         except SceneRejected as exc:
             yield _reject(ref, anchor, exc.reason, exc.detail)

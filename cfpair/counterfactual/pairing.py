@@ -13,8 +13,7 @@ from cfpair.geometry.collision import collisions
 from cfpair.geometry.transforms import wrap_angle
 from cfpair.scoring.boxes import agent_boxes, ego_boxes
 from cfpair.scoring.context import EvalContext
-from cfpair.scoring.facts import FactArrays, measure
-from cfpair.scoring.pdms import Scores
+from cfpair.scoring.facts import FactArrays
 from cfpair.types import F64
 
 MARGIN_M = 0.5        # a positive keeps at least this far from every agent box
@@ -32,10 +31,12 @@ class Pair:
     lateral: str
 
 
-def safe_mask(s: Scores, feasible: np.ndarray, need_comfort: bool = True) -> np.ndarray:
-    """Feasible, contact-free, TTC- and drivable-compliant (and comfortable) candidates."""
-    ok = feasible & ~s.collides & (s.nc == 1) & (s.dac == 1) & (s.ttc == 1)
-    return ok & (s.comfort == 1) if need_comfort else ok
+def safe_mask(f: FactArrays, feasible: np.ndarray, need_comfort: bool = True) -> np.ndarray:
+    """Feasible candidates that are safe (no contact, NC = DAC = TTC = 1) in both views (and
+    comfortable in both)."""
+    ok = feasible & f.safe
+    comfy = (f.scores.comfort == 1) & (f.exact_scores.comfort == 1)
+    return ok & comfy if need_comfort else ok
 
 
 def margin_mask(ctx: EvalContext, c: Candidates) -> np.ndarray:
@@ -50,18 +51,22 @@ def _ade(c: Candidates, ref: int) -> F64:
     return np.mean(np.hypot(c.x - c.x[ref], c.y - c.y[ref]), axis=1)
 
 
-def choose(c: Candidates, s: Scores, margin_ok: np.ndarray, score_weight_m: float = 2.0
+def choose(c: Candidates, f: FactArrays, margin_ok: np.ndarray, score_weight_m: float = 2.0
            ) -> tuple[int, int]:
-    """(negative, positive) candidate indices, or SceneRejected.
+    """(negative, positive) candidate indices, or SceneRejected. Risk and PDMS are NAVSIM's
+    view (the 8 poses re-simulated, as NAVSIM scores them).
 
     Negative: the logged expert when it is risky; else the feasible risky candidate closest to
     the expert (mean displacement), preferring hazards with an agent (contact or TTC) over
-    off-road-only ones. Positive: among safe candidates, the one that changes the negative
-    least: minimum mean displacement from it + ``score_weight_m`` * (1 - pdms). Safe means
-    feasible, NC = DAC = TTC = 1, no contact even with every agent grown by ``MARGIN_M`` on each
-    side (``margin_ok``) and comfortable; when no candidate is also comfortable, comfort is
-    waived (an emergency brake can be the right answer) and the facts say so.
+    off-road-only ones. Positive: among safe candidates that score strictly higher than the
+    negative, the one that changes it least: minimum mean displacement from it +
+    ``score_weight_m`` * (1 - pdms). Safe means feasible, no contact and NC = DAC = TTC = 1 in
+    both views (a candidate safe only as an exact rollout is not a positive), no contact even
+    with every agent grown by ``MARGIN_M`` on each side (``margin_ok``) and comfortable; when no
+    candidate is also comfortable, comfort is waived (an emergency brake can be the right
+    answer) and the facts say so.
     """
+    s = f.scores
     risky = s.risky
     if risky[0]:
         neg = 0
@@ -74,14 +79,20 @@ def choose(c: Candidates, s: Scores, margin_ok: np.ndarray, score_weight_m: floa
                                 "drivable area")
         d = np.where(pool, _ade(c, 0), np.inf)
         neg = int(np.argmin(d))
-    safe = safe_mask(s, c.feasible) & margin_ok
+    safe = safe_mask(f, c.feasible) & margin_ok
     if not safe.any():   # an emergency manoeuvre may be the only way out: comfort not required
-        safe = safe_mask(s, c.feasible, need_comfort=False) & margin_ok
+        safe = safe_mask(f, c.feasible, need_comfort=False) & margin_ok
     if not safe.any():
         raise SceneRejected("no_safe_candidate",
                             f"none of {c.k} candidates is feasible, collision-free with a "
-                            f"{MARGIN_M} m margin, TTC- and drivable-compliant")
-    cost = np.where(safe, _ade(c, neg) + score_weight_m * (1 - s.pdms), np.inf)
+                            f"{MARGIN_M} m margin, TTC- and drivable-compliant in both the "
+                            "exact and NAVSIM's view")
+    better = safe & (s.pdms > s.pdms[neg])
+    if not better.any():
+        raise SceneRejected("no_better_positive",
+                            f"no safe candidate scores above the negative's PDMS "
+                            f"{s.pdms[neg]:.3f} in NAVSIM's view")
+    cost = np.where(better, _ade(c, neg) + score_weight_m * (1 - s.pdms), np.inf)
     return neg, int(np.argmin(cost))
 
 
@@ -121,11 +132,10 @@ def meta_action(c: Candidates, neg: int, pos: int, conflict_step: int | None
     return lon, f"nudge_{side}" if abs(worst) < 2.5 else f"change_lane_{side}"
 
 
-def make_pair(ctx: EvalContext, c: Candidates, s: Scores) -> Pair:
-    """Choose and measure; raises SceneRejected with a reason when there is no valid pair."""
-    margin = margin_mask(ctx, c)
-    neg, pos = choose(c, s, margin)
-    facts = measure(ctx, c.x, c.y, c.yaw, c.v, s, c.feasible)
+def make_pair(ctx: EvalContext, c: Candidates, facts: FactArrays) -> Pair:
+    """Choose among the scored candidates (``facts`` of every one, both views); raises
+    SceneRejected with a reason when there is no valid pair."""
+    neg, pos = choose(c, facts, margin_mask(ctx, c))
     conflict = int(facts.first_conflict[neg])
     lon, lat = meta_action(c, neg, pos, None if conflict < 0 else conflict)
     return Pair(neg, pos, facts, lon, lat)

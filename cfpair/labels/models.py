@@ -136,7 +136,14 @@ class Costs(Strict):
 
 
 class Facts(Strict):
-    """What cfpair's geometry measured for one trajectory."""
+    """What cfpair's geometry measured for one trajectory.
+
+    The events (collision, conflict, critical agent, TTC, drivable area, comfort) and the PDMS
+    sub-scores are NAVSIM's view: the trajectory's 8 poses re-simulated by NAVSIM's tracker,
+    scored as NAVSIM v1.1 does. ``exact_*`` are the sub-scores of the stored 0.1 s states
+    themselves; min_ttc_s, min_distance_m, safety_score and the costs are measured on those
+    states. ``dac`` is None (``dac_evaluated`` False) when the scene has no map.
+    """
 
     collides: bool
     at_fault: bool
@@ -154,12 +161,19 @@ class Facts(Strict):
     feasible: bool
     progress_m: Annotated[float, Field(ge=0.0)]
     nc: Prob
-    dac: Prob
+    dac: Prob | None
     ttc: Prob
     ep: Prob
     comfort: Prob
     pdms: Prob
     safety_score: Prob
+    dac_evaluated: bool
+    exact_nc: Prob
+    exact_dac: Prob | None
+    exact_ttc: Prob
+    exact_ep: Prob
+    exact_comfort: Prob
+    exact_pdms: Prob
 
 
 class Trajectory(Strict):

@@ -16,19 +16,14 @@ def ego_boxes(ctx: EvalContext, x: F64, y: F64, yaw: F64) -> BoxSeq:
                   ctx.ego_width)
 
 
-def agent_boxes(ctx: EvalContext, grow_m: float = 0.0) -> tuple[BoxSeq, F64, F64]:
-    """Agent boxes over the future (N, T) (each side grown by ``grow_m``), their speed (N, T)
-    and heading (N, T)."""
-    a, valid = ctx.agents_future()
+def agent_boxes(ctx: EvalContext, grow_m: float = 0.0, observed: bool = False
+                ) -> tuple[BoxSeq, F64, F64]:
+    """Agent boxes over the plan's future (N, T) or the whole observation (N, O) with
+    ``observed`` (each side grown by ``grow_m``), their speed and heading."""
+    a, valid = ctx.agents_future(observed)
     return (BoxSeq(a["x"], a["y"], a["yaw"], ctx.length + 2 * grow_m, ctx.width + 2 * grow_m,
                    valid),
             np.hypot(a["vx"], a["vy"]), a["yaw"])
-
-
-def angle_to(px: F64, py: F64, yaw: F64, qx: F64, qy: F64) -> F64:
-    """Angle (rad, [0, pi]) between the heading at p and the vector p -> q."""
-    return np.abs(np.arctan2(np.sin(np.arctan2(qy - py, qx - px) - yaw),
-                             np.cos(np.arctan2(qy - py, qx - px) - yaw)))
 
 
 def segment_hits_box(p0: F64, p1: F64, cx: F64, cy: F64, yaw: F64, hl: F64, hw: F64) -> Bool:

@@ -72,10 +72,11 @@ class EvalContext:
 
     source, scenario_id, anchor: where it comes from; ego_length, ego_width (m) and
     ego_rear_to_center (m, rear axle to box centre along the heading): the ego box;
-    t_hist (H,), t_fut (T,) seconds from the anchor (T = 41 by default);
+    t_hist (H,), t_fut (T,) seconds from the anchor (T = 41 by default); t_obs (O,) the
+    agents' future (O = 51: NAVSIM's observation runs 1 s past the plan, to 5 s);
     ego_hist / expert: dicts x, y, yaw, vx, vy of (H,) / (T,) (rear axle, ego frame);
     expert_valid (T,): logged samples (the rest is constant-velocity extrapolation);
-    agents: x, y, yaw, vx, vy (N, H + T) on ``t_all``; agent_valid (N, H + T); ids, classes,
+    agents: x, y, yaw, vx, vy (N, H + O) on ``t_all``; agent_valid (N, H + O); ids, classes,
     length, width (N,); drivable: DrivableArea or None (no map); lanes: shapely polygons.
     """
 
@@ -87,6 +88,7 @@ class EvalContext:
     ego_rear_to_center: float
     t_hist: F64
     t_fut: F64
+    t_obs: F64
     ego_hist: dict[str, F64]
     ego_hist_valid: Bool
     expert: dict[str, F64]
@@ -105,8 +107,8 @@ class EvalContext:
 
     @property
     def t_all(self) -> F64:
-        """History then future times."""
-        return np.concatenate([self.t_hist, self.t_fut])
+        """History then observation times (the agents' grid)."""
+        return np.concatenate([self.t_hist, self.t_obs])
 
     @property
     def n_hist(self) -> int:
@@ -118,10 +120,12 @@ class EvalContext:
         """The progress reference line (M, 2): the expert's path, extended."""
         return expert_line(self.expert["x"], self.expert["y"], float(self.expert["yaw"][0]))
 
-    def agents_future(self) -> tuple[dict[str, F64], Bool]:
-        """Agent arrays over the future steps only (N, T)."""
+    def agents_future(self, observed: bool = False) -> tuple[dict[str, F64], Bool]:
+        """Agent arrays over the plan's future steps (N, T), or over the whole observation
+        (N, O) with ``observed``."""
         h = self.n_hist
-        return {k: v[:, h:] for k, v in self.agents.items()}, self.agent_valid[:, h:]
+        e = h + (self.t_obs.size if observed else self.t_fut.size)
+        return {k: v[:, h:e] for k, v in self.agents.items()}, self.agent_valid[:, h:e]
 
     @property
     def ego_speed0(self) -> float:
@@ -142,12 +146,13 @@ def _extrapolate(traj: dict[str, F64], valid: Bool, t: F64) -> dict[str, F64]:
 
 
 def build_context(scn: Scenario, anchor: int, horizon_s: float = 4.0, history_s: float = 2.0,
-                  radius_m: float = 80.0, max_agents: int = 64, min_future_s: float = 0.5
-                  ) -> EvalContext:
+                  radius_m: float = 80.0, max_agents: int = 64, min_future_s: float = 0.5,
+                  observation_s: float = 5.0) -> EvalContext:
     """Cut, resample and frame one anchor; raises SceneRejected when it cannot be scored."""
     local = scn.in_ego_frame(anchor)
     n_f, n_h = int(round(horizon_s / DT)) + 1, int(round(history_s / DT))
     t_fut = np.arange(n_f) * DT
+    t_obs = np.arange(max(int(round(observation_s / DT)) + 1, n_f)) * DT
     t_hist = (np.arange(n_h) - n_h) * DT
     e = local.ego
     ego_vals = {k: getattr(e, k) for k in ("x", "y", "yaw", "vx", "vy")}
@@ -166,12 +171,13 @@ def build_context(scn: Scenario, anchor: int, horizon_s: float = 4.0, history_s:
     hist, hist_ok = resample(e.t, ego_vals, e.valid, t_hist)
 
     a = local.agents
-    t_all = np.concatenate([t_hist, t_fut])
+    t_all = np.concatenate([t_hist, t_obs])
     avals, aok = resample(a.t, {k: getattr(a, k) for k in ("x", "y", "yaw", "vx", "vy")},
                           a.valid, t_all)
-    dist = np.hypot(avals["x"] - np.concatenate([hist["x"], fut["x"]]),
-                    avals["y"] - np.concatenate([hist["y"], fut["y"]]))
-    dmin = np.min(np.where(aok, dist, np.inf), axis=1, initial=np.inf)
+    plan = slice(0, n_h + n_f)   # agents are kept by their distance to the ego over the plan
+    dist = np.hypot(avals["x"][:, plan] - np.concatenate([hist["x"], fut["x"]]),
+                    avals["y"][:, plan] - np.concatenate([hist["y"], fut["y"]]))
+    dmin = np.min(np.where(aok[:, plan], dist, np.inf), axis=1, initial=np.inf)
     keep = np.flatnonzero(dmin <= radius_m)
     keep = keep[np.argsort(dmin[keep], kind="stable")][:max_agents]
     keep.sort()
@@ -187,8 +193,8 @@ def build_context(scn: Scenario, anchor: int, horizon_s: float = 4.0, history_s:
     return EvalContext(
         source=scn.source, scenario_id=scn.scenario_id, anchor=anchor,
         ego_length=scn.ego_length, ego_width=scn.ego_width,
-        ego_rear_to_center=scn.ego_rear_to_center, t_hist=t_hist, t_fut=t_fut, ego_hist=hist,
-        ego_hist_valid=hist_ok, expert=fut, expert_valid=fut_ok, agents=avals,
+        ego_rear_to_center=scn.ego_rear_to_center, t_hist=t_hist, t_fut=t_fut, t_obs=t_obs,
+        ego_hist=hist, ego_hist_valid=hist_ok, expert=fut, expert_valid=fut_ok, agents=avals,
         agent_valid=aok[keep], ids=a.ids[keep], classes=a.classes[keep],
         length=a.length[keep], width=a.width[keep], drivable=drivable, lanes=lanes,
         polygons=polys, centerlines=tuple(np.asarray(c) for c in local.map.centerlines),

@@ -1,5 +1,8 @@
 """Every measured fact of every candidate as (K,) arrays, computed once per scoring call, with
-the field names of the stored ``Facts`` row; :meth:`FactArrays.row` only selects and rounds."""
+the field names of the stored ``Facts`` row; :meth:`FactArrays.row` only selects and rounds.
+
+Events and sub-scores are NAVSIM's view; ``exact_*`` the exact view's sub-scores; the distance,
+constant-velocity TTC, safety score and per-step costs are measured on the exact states."""
 
 from __future__ import annotations
 
@@ -14,12 +17,11 @@ from cfpair.geometry.ttc import constant_velocity_ttc
 from cfpair.labels import models as m
 from cfpair.scoring.boxes import agent_boxes, ego_boxes
 from cfpair.scoring.context import DT, EvalContext
-from cfpair.scoring.pdms import COLLISION_TYPES, Scores
+from cfpair.scoring.pdms import COLLISION_TYPES, EgoStates, Scores
 from cfpair.types import F64, Bool
 
 PROXIMITY_M = 2.0     # per-step proximity cost reaches 0 at this box-to-box distance
 TTC_HORIZON_S = 3.0   # nuPlan's TTC horizon
-TTC_BOUND_S = 0.95    # nuPlan: pass if min TTC > 0.95 s
 FAR_M = 1e3           # min_distance_m when there is no agent at all
 DECIMALS = 4
 COSTS = ("collision", "proximity", "offroad", "comfort", "safety")
@@ -29,9 +31,11 @@ COSTS = ("collision", "proximity", "offroad", "comfort", "safety")
 class FactArrays:
     """(K,) arrays named as the ``Facts`` columns (plus the scorer's events and the per-step
     ``costs`` (K, T)); ``critical_agent`` is an agent index (-1 = none), ``first_conflict``
-    a step (-1 = none); values are unrounded (``row`` rounds as stored)."""
+    a step (-1 = none); values are unrounded (``row`` rounds as stored). ``scores`` and
+    ``exact_scores`` are the two views' full scorer outputs."""
 
     scores: Scores
+    exact_scores: Scores
     collides: Bool
     at_fault: Bool
     collision_type: np.ndarray
@@ -53,12 +57,24 @@ class FactArrays:
     comfort: F64
     pdms: F64
     safety_score: F64
+    dac_evaluated: Bool
+    exact_nc: F64
+    exact_dac: F64
+    exact_ttc: F64
+    exact_ep: F64
+    exact_comfort: F64
+    exact_pdms: F64
     costs: dict[str, F64]
 
     @property
     def risky(self) -> Bool:
-        """(K,) collision, TTC violation or off the drivable area."""
-        return self.collides | ~self.ttc_ok | ~self.drivable_ok
+        """(K,) collision, TTC violation or off the drivable area (NAVSIM's view)."""
+        return self.scores.risky
+
+    @property
+    def safe(self) -> Bool:
+        """(K,) no contact, NC = TTC = 1 and DAC = 1 (or no map) in both views."""
+        return self.scores.safe & self.exact_scores.safe
 
     def row(self, ctx: EvalContext, i: int) -> m.Facts:
         """The stored (rounded) ``Facts`` of candidate i."""
@@ -79,13 +95,24 @@ class FactArrays:
             ttc_ok=bool(self.ttc_ok[i]), drivable_ok=bool(self.drivable_ok[i]),
             comfort_ok=bool(self.comfort_ok[i]), feasible=bool(self.feasible[i]),
             progress_m=round(float(self.progress_m[i]), DECIMALS), nc=float(self.nc[i]),
-            dac=float(self.dac[i]), ttc=float(self.ttc[i]), ep=round(float(self.ep[i]), DECIMALS),
-            comfort=float(self.comfort[i]), pdms=round(float(self.pdms[i]), DECIMALS),
-            safety_score=round(float(self.safety_score[i]), DECIMALS))
+            dac=_opt(self.dac[i]), ttc=float(self.ttc[i]),
+            ep=round(float(self.ep[i]), DECIMALS), comfort=float(self.comfort[i]),
+            pdms=round(float(self.pdms[i]), DECIMALS),
+            safety_score=round(float(self.safety_score[i]), DECIMALS),
+            dac_evaluated=bool(self.dac_evaluated[i]), exact_nc=float(self.exact_nc[i]),
+            exact_dac=_opt(self.exact_dac[i]), exact_ttc=float(self.exact_ttc[i]),
+            exact_ep=round(float(self.exact_ep[i]), DECIMALS),
+            exact_comfort=float(self.exact_comfort[i]),
+            exact_pdms=round(float(self.exact_pdms[i]), DECIMALS))
 
     def cost_row(self, i: int) -> m.Costs:
         """The stored (rounded) per-step costs of candidate i."""
         return m.Costs(**{k: np.round(v[i], DECIMALS).tolist() for k, v in self.costs.items()})
+
+
+def _opt(v: float) -> float | None:
+    """A sub-score that may be NaN (not evaluated) as stored: None."""
+    return None if np.isnan(v) else float(v)
 
 
 def _distances(ctx: EvalContext, x: F64, y: F64, yaw: F64) -> tuple[F64, F64]:
@@ -127,9 +154,11 @@ def _distances(ctx: EvalContext, x: F64, y: F64, yaw: F64) -> tuple[F64, F64]:
     return step, overall
 
 
-def measure(ctx: EvalContext, x: F64, y: F64, yaw: F64, v: F64, s: Scores, feasible: Bool
-            ) -> FactArrays:
-    """All facts and per-step costs of the K scored candidates (K, T) at once."""
+def measure(ctx: EvalContext, exact: EgoStates, s_exact: Scores, nav: EgoStates, s: Scores,
+            feasible: Bool) -> FactArrays:
+    """All facts and per-step costs of K trajectories at once: ``exact`` states (K, T) and their
+    scores ``s_exact``, NAVSIM's view ``nav`` and its scores ``s``."""
+    x, y, yaw, v = exact.x, exact.y, exact.yaw, exact.speed
     k, n_t = x.shape
     ego = ego_boxes(ctx, x, y, yaw)
     agents, _, _ = agent_boxes(ctx)
@@ -140,20 +169,19 @@ def measure(ctx: EvalContext, x: F64, y: F64, yaw: F64, v: F64, s: Scores, feasi
     else:
         ttc, ttc_agent = np.full((k, n_t), np.inf), np.full((k, n_t), -1)
     step_dist, dmin = _distances(ctx, x, y, yaw)
-    overlap = step_dist <= 0.0
     min_ttc = ttc.min(axis=1)
     cf = comfort_of_path(x, y, yaw, DT)
     b = ComfortBounds()
     comfort_cost = ((cf.lon_accel <= b.lon_accel[0]) | (cf.lon_accel >= b.lon_accel[1])
                     | (np.abs(cf.lat_accel) >= b.lat_accel)
                     | (np.abs(cf.yaw_rate) >= b.yaw_rate))
-    costs = {"collision": overlap.astype(float),
+    costs = {"collision": (step_dist <= 0.0).astype(float),
              "proximity": np.clip(1 - step_dist / PROXIMITY_M, 0.0, 1.0),
-             "offroad": s.offroad.astype(float), "comfort": comfort_cost.astype(float)}
+             "offroad": s_exact.offroad.astype(float), "comfort": comfort_cost.astype(float)}
     costs["safety"] = 1 - np.maximum.reduce([costs["collision"], costs["proximity"],
                                              costs["offroad"]])
-    # the conflict is the first contact if there is one, else the first TTC infraction, else
-    # the first step off the drivable area
+    # the conflict (NAVSIM's view) is the first contact if there is one, else the first TTC
+    # infraction, else the first step off the drivable area
     first = np.where(s.collision_step >= 0, s.collision_step,
                      np.where(s.ttc_step >= 0, s.ttc_step, s.offroad_step))
     rows = np.arange(k)
@@ -162,19 +190,21 @@ def measure(ctx: EvalContext, x: F64, y: F64, yaw: F64, v: F64, s: Scores, feasi
                         np.where(s.ttc_step >= 0, s.ttc_agent,
                                  np.where(np.isfinite(min_ttc), cv_agent, -1)))
     step = np.maximum(first, 0)
-    a_yaw = ctx.agents["yaw"][np.maximum(critical, 0), ctx.n_hist + step] if len(ctx.ids) \
-        else np.zeros(k)
-    rel = np.degrees(wrap_angle(a_yaw - yaw[rows, step]))
+    a_yaw = (ctx.agents["yaw"][np.maximum(critical, 0), ctx.n_hist + step] if len(ctx.ids)
+             else np.zeros(k))
+    rel = np.degrees(wrap_angle(a_yaw - nav.yaw[rows, step]))
     min_dist = np.where(np.isfinite(dmin), dmin, FAR_M)
-    collides = s.collides
-    safety = np.where(collides, 0.0, 0.5 * np.minimum(min_ttc / TTC_HORIZON_S, 1.0)
-                      + 0.3 * np.minimum(min_dist / PROXIMITY_M, 1.0) + 0.2 * s.dac)
+    dac = np.nan_to_num(s_exact.dac, nan=1.0)
+    safety = np.where(s_exact.collides, 0.0, 0.5 * np.minimum(min_ttc / TTC_HORIZON_S, 1.0)
+                      + 0.3 * np.minimum(min_dist / PROXIMITY_M, 1.0) + 0.2 * dac)
     return FactArrays(
-        scores=s, collides=collides, at_fault=s.at_fault, collision_type=s.collision_type,
-        first_conflict=first, first_conflict_time_s=ctx.t_fut[step],
-        critical_agent=critical, relative_heading_deg=rel, min_ttc_s=min_ttc,
-        min_distance_m=min_dist,
-        ttc_ok=(s.ttc == 1) & ~((min_ttc <= TTC_BOUND_S) & collides),
-        drivable_ok=s.dac == 1, comfort_ok=s.comfort == 1, feasible=np.asarray(feasible, bool),
-        progress_m=s.progress_m, nc=s.nc, dac=s.dac, ttc=s.ttc, ep=s.ep, comfort=s.comfort,
-        pdms=s.pdms, safety_score=safety, costs=costs)
+        scores=s, exact_scores=s_exact, collides=s.collides, at_fault=s.at_fault,
+        collision_type=s.collision_type, first_conflict=first,
+        first_conflict_time_s=ctx.t_fut[step], critical_agent=critical,
+        relative_heading_deg=rel, min_ttc_s=min_ttc, min_distance_m=min_dist,
+        ttc_ok=s.ttc == 1, drivable_ok=s.dac != 0, comfort_ok=s.comfort == 1,
+        feasible=np.asarray(feasible, bool), progress_m=s.progress_m, nc=s.nc, dac=s.dac,
+        ttc=s.ttc, ep=s.ep, comfort=s.comfort, pdms=s.pdms, safety_score=safety,
+        dac_evaluated=~np.isnan(s.dac), exact_nc=s_exact.nc, exact_dac=s_exact.dac,
+        exact_ttc=s_exact.ttc, exact_ep=s_exact.ep, exact_comfort=s_exact.comfort,
+        exact_pdms=s_exact.pdms, costs=costs)

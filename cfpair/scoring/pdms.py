@@ -1,9 +1,10 @@
-"""PDMS scoring of K candidate futures at once (NAVSIM v1.1 weights), metrics as registered
-functions over one shared struct of arrays (waymax-style).
+"""PDMS scoring of K ego futures at once, following NAVSIM v1.1's ``PDMScorer``; the metrics are
+small registered functions over one shared struct of arrays (waymax-style).
 
-PDMS = NC * DAC * (5 * EP + 5 * TTC + 2 * C) / 12 over 41 states at 0.1 s (4 s). The rules
-follow NAVSIM v1.1's ``PDMScorer`` except for the deviations listed in ``DEVIATIONS`` (also in
-the README).
+PDMS = NC * DAC * (5 * EP + 5 * TTC + 2 * C) / 12 over 41 states at 0.1 s (4 s). Where a scene
+has no map (DeepAccident) DAC is not evaluated: it is NaN here (null in the record, with
+``dac_evaluated`` False) and the formula reads PDMS = NC * (5 * EP + 5 * TTC + 2 * C) / 12.
+Every remaining deliberate difference from NAVSIM is in ``DEVIATIONS`` (and the README).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import shapely
 
 from cfpair.geometry.boxes import box_corners
 from cfpair.geometry.collision import BoxSeq, collisions
-from cfpair.geometry.comfort import comfort_of_path
+from cfpair.geometry.comfort import comfort, comfort_of_path
 from cfpair.geometry.progress import project_to_polyline
 from cfpair.geometry.ttc import projected_ego_hits
 from cfpair.labels.models import CollisionType
-from cfpair.scoring.boxes import agent_boxes, angle_to, ego_boxes, segment_hits_box
+from cfpair.scoring.boxes import agent_boxes, ego_boxes, segment_hits_box
 from cfpair.scoring.context import DT, EvalContext
 from cfpair.types import F64, Bool
 
@@ -30,40 +31,69 @@ COLLISION_TYPES = tuple(c.value for c in CollisionType)
 _STOPPED_EGO, _STOPPED_TRACK, _FRONT, _REAR, _LATERAL = (
     COLLISION_TYPES.index(n) for n in ("stopped_ego", "stopped_track", "active_front",
                                        "active_rear", "active_lateral"))
-STOPPED_SPEED = 0.05
-TTC_STOPPED_SPEED = 0.005
-STATIC_CLASSES = ("static",)
+STOPPED_SPEED = 0.05           # m/s, ego or track "stopped" (inclusive)
+TTC_STOPPED_SPEED = 0.005      # m/s, TTC skips steps with the ego slower than this (strict)
+TTC_OFFSETS = (0, 3, 6, 9)     # steps the ego is projected ahead for TTC (0 .. 0.9 s)
+AHEAD_DEG, BEHIND_DEG = 30.0, 150.0
+PROGRESS_THRESHOLD_M = 5.0     # EP is 1 below this masked reference progress (strict >)
+STATIC_CLASSES = ("static",)   # NAVSIM's non-agent objects: NC 0.5, always a stopped track
 WEIGHTS = {"ep": 5.0, "ttc": 5.0, "comfort": 2.0}
 
+#: Deliberate differences from NAVSIM v1.1's scoring of the same poses, each with its measured
+#: effect (BENCHMARKS.md "Scoring", default synthetic run unless said otherwise).
 DEVIATIONS = (
-    "Ego states come from cfpair's bicycle rollout with a pure-pursuit tracker, not NAVSIM's LQR.",
-    "EP = min(progress / expert progress, 1) (1 when the expert moves <= 5 m; 0 where NC*DAC ="
-    " 0): the logged expert plays PDM-Closed's role, as there is no metric cache. EP therefore"
-    " does not depend on which other candidates are in the batch.",
-    "Progress is measured along the expert's own path (extended straight), not along the PDM"
-    " route centreline.",
-    "The observation ends with the plan (41 states); NAVSIM's TTC also looks 0.9 s past it.",
-    "No intersection layer: the TTC rule 'ego rear axle inside an intersection' is not applied;"
-    " multiple-lanes and off-road still are.",
-    "Drivable area is the union of the map's drivable polygons (a corner on a shared edge of two"
-    " roadblocks counts as drivable); a scene without a map gets DAC = 1 and says so.",
-    "Comfort uses finite-difference accelerations of the rolled-out poses (NAVSIM's simulator"
-    " writes its own), with NAVSIM's savgol filters and strict bounds.",
-    "Agents are non-reactive log replays resampled to 0.1 s (as in NAVSIM); a class 'static'"
-    " object caps NC at 0.5, any other class at 0.",
+    "PDM-Closed is not run: the logged expert's poses, tracked like any candidate, are the EP"
+    " reference row. Effect: EP (and PDMS) of candidates that out-progress PDM-Closed but not"
+    " the expert, or vice versa; not measurable without a metric cache.",
+    "Progress runs along the expert's own path (extended straight 250 m), not the PDM route"
+    " centreline. Effect: none on straight roads; on turns the two lines differ by the"
+    " expert's lateral offset from the lane centre.",
+    "Drivable area is the union of the map's drivable polygons: a corner exactly on a shared"
+    " edge of two roadblocks counts as drivable (NAVSIM: off-road). Effect: measure zero.",
+    "No intersection layer: TTC's 'ego rear axle inside an intersection' clause is not"
+    " applied (multiple lanes and off-road are). Effect: TTC = 1 where NAVSIM may say 0 for"
+    " a track beside the ego inside an intersection.",
+    "The initial ego state is the logged speed with v_y = a_y = 0 and a_x the logged speed's"
+    " first difference (NAVSIM: the logged ego_dynamic_state). Effect: comfort checks 1-4 at"
+    " t = 0 only.",
+    "Agents are cfpair's 0.1 s resampling of the log (NAVSIM interpolates the 2 Hz annotations"
+    " the same way) and a track seen in one frame only is not replicated over all 51 maps."
+    " Effect: none on sources logged at 10 Hz.",
+    "Agent classes: 'static' is NAVSIM's non-agent object (NC 0.5); every other class,"
+    " 'unknown' included, is an agent (NC 0).",
 )
+
+
+@dataclass(frozen=True)
+class EgoStates:
+    """Ego states (K, T) on the 0.1 s grid: rear-axle x, y, heading, speed hypot(v_x, v_y);
+    ax, ay the simulator's accelerations (NAVSIM's view) or None, then comfort reads the
+    finite-difference accelerations of the poses (cfpair's exact rollouts)."""
+
+    x: F64
+    y: F64
+    yaw: F64
+    speed: F64
+    ax: F64 | None = None
+    ay: F64 | None = None
+
+    @classmethod
+    def from_navsim(cls, s: F64) -> EgoStates:
+        """From NAVSIM's (K, 41, 11) simulated states."""
+        return cls(s[..., 0], s[..., 1], s[..., 2], np.hypot(s[..., 3], s[..., 4]), s[..., 5],
+                   s[..., 6])
 
 
 @dataclass(frozen=True)
 class Scores:
     """Per-candidate (K,) sub-scores and the events behind them.
 
-    nc in {0, 0.5, 1}; dac, ttc, comfort in {0, 1}; ep in [0, 1]; pdms in [0, 1];
-    collides: any contact at all; at_fault: an at-fault contact; collision_type: index into
-    COLLISION_TYPES of the first at-fault contact (else of the first contact; 0 = none);
-    collision_step / collision_agent: that contact (-1 if none); ttc_step / ttc_agent: first
-    TTC infraction (-1 if none); offroad_step: first step with a corner off the drivable area;
-    offroad (K, T) per step; progress_m: metres along the reference path.
+    nc in {0, 0.5, 1}; dac, ttc, comfort in {0, 1} (dac NaN: no map, not evaluated); ep in
+    [0, 1]; pdms in [0, 1]; collides: any contact at all; at_fault: an at-fault contact;
+    collision_type: index into COLLISION_TYPES of the first at-fault contact (else of the
+    first contact; 0 = none); collision_step / collision_agent: that contact (-1 if none);
+    ttc_step / ttc_agent: first TTC infraction (-1 if none); offroad_step: first step with a
+    corner off the drivable area; offroad (K, T) per step; progress_m: metres along the route.
     """
 
     nc: F64
@@ -90,7 +120,12 @@ class Scores:
     @property
     def risky(self) -> Bool:
         """(K,) a contact, a TTC infraction or a corner off the drivable area."""
-        return risky(self.collides, self.ttc == 1, self.dac == 1)
+        return risky(self.collides, self.ttc == 1, self.dac != 0)
+
+    @property
+    def safe(self) -> Bool:
+        """(K,) no contact at all, NC = TTC = 1 and DAC = 1 (or not evaluated)."""
+        return ~self.collides & (self.nc == 1) & (self.ttc == 1) & (self.dac != 0)
 
 
 def risky(collides: Bool | bool, ttc_ok: Bool | bool, drivable_ok: Bool | bool) -> Bool:
@@ -102,25 +137,23 @@ def risky(collides: Bool | bool, ttc_ok: Bool | bool, drivable_ok: Bool | bool) 
 @dataclass(frozen=True)
 class Scene:
     """What every metric reads, computed once per call: states (K, T), boxes, corners
-    (K, T, 4, 2), per-step off-road flags, agents and the progress reference line."""
+    (K, T, 4, 2), per-step off-road flags, agents over the plan (N, T) and the observation
+    (N, O), each track's first-observation 'stopped' flag and static flag."""
 
     ctx: EvalContext
-    x: F64
-    y: F64
-    yaw: F64
-    v: F64
-    line: F64
+    ego_states: EgoStates
     ego: BoxSeq
     agents: BoxSeq
-    agent_speed: F64
+    observed: BoxSeq
     corners: F64
     offroad: Bool
+    track_stopped: Bool
     is_static: Bool
 
     @property
     def k(self) -> int:
         """Number of candidates."""
-        return int(self.x.shape[0])
+        return int(self.ego_states.x.shape[0])
 
 
 Metric = Callable[[Scene, dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -136,16 +169,25 @@ def metric(name: str) -> Callable[[Metric], Metric]:
     return deco
 
 
+def relative_angle(px: F64, py: F64, yaw: F64, qx: F64, qy: F64) -> F64:
+    """nuPlan's get_agent_relative_angle: arccos of the heading at p dotted with the unit
+    vector p -> q, unclipped (NaN when q = p, as NAVSIM)."""
+    dx, dy = qx - px, qy - py
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = np.hypot(dx, dy)
+        return np.arccos((np.cos(yaw) * dx + np.sin(yaw) * dy) / n)
+
+
 def multiple_lanes(ctx: EvalContext, corners: F64) -> Bool:
     """NAVSIM MULTIPLE_LANES for boxes given by corners (M, 4, 2): more than one lane polygon
-    holds a corner and no single lane holds all four."""
+    strictly contains a corner and no single lane contains all four."""
     m = corners.shape[0]
     if not ctx.lanes or m == 0:
         return np.zeros(m, bool)
     touched = np.zeros(m, np.int64)
     whole = np.zeros(m, bool)
     for lane in ctx.lanes:
-        inside = shapely.intersects_xy(lane, corners[..., 0], corners[..., 1])
+        inside = shapely.contains_xy(lane, corners[..., 0], corners[..., 1])
         touched += inside.any(axis=1)
         whole |= inside.all(axis=1)
     return (touched > 1) & ~whole
@@ -153,8 +195,9 @@ def multiple_lanes(ctx: EvalContext, corners: F64) -> Bool:
 
 @metric("nc")
 def no_at_fault_collisions(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """NC: the first contact with each agent decides (later ones are ignored)."""
-    k, agents, n = g.k, g.agents, g.agents.x.shape[0]
+    """NC: the first contact with each track decides; typed as NAVSIM does, the track being
+    'stopped' by its speed when first observed (unique_objects), not at the contact."""
+    k, agents, n, e = g.k, g.agents, g.agents.x.shape[0], g.ego_states
     nc = np.ones(k)
     at_fault = np.zeros(k, bool)
     ctype = np.zeros(k, np.int64)
@@ -165,16 +208,15 @@ def no_at_fault_collisions(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np.n
     if c is not None and c.k.size:
         _, first = np.unique(c.k * n + c.n, return_index=True)
         ck, cn, cs = c.k[first], c.n[first], c.step[first]
-        ev = g.v[ck, cs]
-        ex, ey, eyaw = g.x[ck, cs], g.y[ck, cs], g.yaw[ck, cs]
-        behind = angle_to(ex, ey, eyaw, agents.x[cn, cs], agents.y[cn, cs]) > np.deg2rad(150)
+        ang = relative_angle(e.x[ck, cs], e.y[ck, cs], e.yaw[ck, cs], agents.x[cn, cs],
+                             agents.y[cn, cs])
         fl, fr = g.corners[ck, cs, 0], g.corners[ck, cs, 3]
         front = segment_hits_box(fl, fr, agents.x[cn, cs], agents.y[cn, cs],
                                  agents.yaw[cn, cs], g.ctx.length[cn] / 2, g.ctx.width[cn] / 2)
-        kind = np.where(ev <= STOPPED_SPEED, _STOPPED_EGO,
-                        np.where((g.agent_speed[cn, cs] <= STOPPED_SPEED) | g.is_static[cn],
-                                 _STOPPED_TRACK,
-                                 np.where(behind, _REAR, np.where(front, _FRONT, _LATERAL))))
+        kind = np.where(e.speed[ck, cs] <= STOPPED_SPEED, _STOPPED_EGO,
+                        np.where(g.track_stopped[cn], _STOPPED_TRACK,
+                                 np.where(ang > np.deg2rad(BEHIND_DEG), _REAR,
+                                          np.where(front, _FRONT, _LATERAL))))
         lateral = kind == _LATERAL
         ml = np.zeros(kind.size, bool)
         ml[lateral] = multiple_lanes(g.ctx, g.corners[ck[lateral], cs[lateral]])
@@ -193,32 +235,34 @@ def no_at_fault_collisions(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np.n
 
 @metric("dac")
 def drivable_area_compliance(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """DAC: 0 if any corner leaves the drivable area at any step."""
+    """DAC: 0 if any corner leaves the drivable area at any step (NaN: no map)."""
     off_any = g.offroad.any(axis=1)
-    return {"dac": (~off_any).astype(float), "offroad": g.offroad,
+    dac = (~off_any).astype(float) if g.ctx.drivable is not None else np.full(g.k, np.nan)
+    return {"dac": dac, "offroad": g.offroad,
             "offroad_step": np.where(off_any, np.argmax(g.offroad, axis=1), -1)}
 
 
 @metric("ttc")
 def time_to_collision(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """TTC: NAVSIM's projected ego at +0, 0.3, 0.6, 0.9 s."""
-    k, agents, n = g.k, g.agents, g.agents.x.shape[0]
-    n_t = g.x.shape[1]
+    """TTC: the ego projected 0, 0.3, 0.6, 0.9 s ahead at its speed against the observation at
+    t + offset (to 4.9 s); per track the first hit decides (an infraction, or ignored)."""
+    k, obs, n, e = g.k, g.observed, g.observed.x.shape[0], g.ego_states
     ttc = np.ones(k)
     tstep = np.full(k, -1, np.int64)
     tagent = np.full(k, -1, np.int64)
     if n:
-        h = projected_ego_hits(g.ego, g.v, agents, DT)
-        keep = g.v[h.k, h.t] >= TTC_STOPPED_SPEED
+        h = projected_ego_hits(g.ego, e.speed, obs, DT, TTC_OFFSETS)
+        keep = e.speed[h.k, h.t] >= TTC_STOPPED_SPEED
         hk, ht, hj, hn = h.k[keep], h.t[keep], h.j[keep], h.n[keep]
         if hk.size:
-            _, first = np.unique(hk * n + hn, return_index=True)   # first hit per (k, agent)
+            _, first = np.unique(hk * n + hn, return_index=True)   # first hit per (k, track)
             hk, ht, hj, hn = hk[first], ht[first], hj[first], hn[first]
-            ta = np.minimum(ht + 3 * hj, n_t - 1)
-            ang = angle_to(g.x[hk, ht], g.y[hk, ht], g.yaw[hk, ht], agents.x[hn, ta],
-                           agents.y[hn, ta])
+            ta = ht + np.asarray(TTC_OFFSETS)[hj]
+            ang = relative_angle(e.x[hk, ht], e.y[hk, ht], e.yaw[hk, ht], obs.x[hn, ta],
+                                 obs.y[hn, ta])
             ml = multiple_lanes(g.ctx, g.corners[hk, ht])
-            infr = (ang < np.deg2rad(30)) | ((ml | g.offroad[hk, ht]) & (ang <= np.deg2rad(150)))
+            infr = (ang < np.deg2rad(AHEAD_DEG)) | ((ml | g.offroad[hk, ht])
+                                                    & ~(ang > np.deg2rad(BEHIND_DEG)))
             order = np.lexsort((hn[infr], ht[infr], hk[infr]))
             ik, it, inn = hk[infr][order], ht[infr][order], hn[infr][order]
             ks, idx = np.unique(ik, return_index=True)
@@ -228,42 +272,61 @@ def time_to_collision(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np.ndarra
 
 @metric("ep")
 def ego_progress(g: Scene, r: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """EP: progress along the expert path, normalised by the expert's (row 0)."""
+    """EP: progress of the box centre along the route, masked by NC * DAC, normalised by
+    max(masked reference progress, own) where the reference is row 0 (the expert); 1 when that
+    maximum is <= 5 m (0 where NC * DAC = 0)."""
     ends = np.stack([g.ego.x[:, [0, -1]], g.ego.y[:, [0, -1]]], -1)
-    arc, _ = project_to_polyline(ends, g.line)
+    arc, _ = project_to_polyline(ends, g.ctx.route)
     progress = np.maximum(arc[:, 1] - arc[:, 0], 0.0)
-    multi = r["nc"] * r["dac"]
-    ref = float(progress[0])   # row 0 is the logged expert
-    ep = (np.clip(progress / ref, 0.0, 1.0) if ref > 5.0 else np.ones(g.k)) * (multi > 0)
+    multi = r["nc"] * np.nan_to_num(r["dac"], nan=1.0)
+    masked = progress * multi
+    top = np.maximum(masked[0], masked)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ep = np.where(top > PROGRESS_THRESHOLD_M, masked / top, np.where(multi == 0, 0.0, 1.0))
     return {"ep": ep, "progress_m": progress}
 
 
 @metric("comfort")
-def comfort(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """C: NAVSIM's six savgol-filtered comfort checks."""
-    return {"comfort": comfort_of_path(g.x, g.y, g.yaw, DT).ok.astype(float)}
+def comfortable(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """C: NAVSIM's six savgol-filtered comfort checks on the simulator's accelerations (on
+    finite differences of the poses for exact rollouts)."""
+    e = g.ego_states
+    c = (comfort_of_path(e.x, e.y, e.yaw, DT) if e.ax is None
+         else comfort(e.ax, e.ay, e.yaw, DT))
+    return {"comfort": c.ok.astype(float)}
 
 
-def scene_of(ctx: EvalContext, x: F64, y: F64, yaw: F64, v: F64) -> Scene:
+def scene_of(ctx: EvalContext, e: EgoStates) -> Scene:
     """The shared arrays of one scoring call."""
-    k, n_t = x.shape
-    ego = ego_boxes(ctx, x, y, yaw)
-    agents, a_speed, _ = agent_boxes(ctx)
+    k, n_t = e.x.shape
+    ego = ego_boxes(ctx, e.x, e.y, e.yaw)
+    agents, _, _ = agent_boxes(ctx)
+    observed, speed, _ = agent_boxes(ctx, observed=True)
     corners = box_corners(ego.x, ego.y, ego.yaw, ego.length, ego.width)   # (K, T, 4, 2)
     if ctx.drivable is not None:
         offroad = ~ctx.drivable.contains(corners).all(axis=-1)
     else:
         offroad = np.zeros((k, n_t), bool)
-    return Scene(ctx, x, y, yaw, v, ctx.route, ego, agents, a_speed, corners, offroad,
-                 np.isin(ctx.classes, STATIC_CLASSES))
+    valid = np.asarray(observed.valid, bool)
+    first = np.argmax(valid, axis=1)
+    first_speed = speed[np.arange(len(first)), first]
+    is_static = np.isin(ctx.classes, STATIC_CLASSES)
+    return Scene(ctx, e, ego, agents, observed, corners, offroad,
+                 is_static | (first_speed <= STOPPED_SPEED), is_static)
 
 
-def score_candidates(ctx: EvalContext, x: F64, y: F64, yaw: F64, v: F64) -> Scores:
-    """Score K rear-axle futures (K, T) on the context's 0.1 s grid; row 0 must be the logged
-    expert (EP reference); progress runs along ``ctx.route``."""
-    g = scene_of(ctx, x, y, yaw, v)
+def score_states(ctx: EvalContext, e: EgoStates) -> Scores:
+    """Score K ego futures (K, T) on the context's 0.1 s grid; row 0 must be the logged
+    expert (the EP reference)."""
+    g = scene_of(ctx, e)
     out: dict[str, np.ndarray] = {}
     for fn in METRICS.values():
         out.update(fn(g, out))
-    out["pdms"] = out["nc"] * out["dac"] * sum(w * out[n] for n, w in WEIGHTS.items()) / 12
+    dac = np.nan_to_num(out["dac"], nan=1.0)
+    out["pdms"] = out["nc"] * dac * sum(w * out[n] for n, w in WEIGHTS.items()) / 12
     return Scores(**out)
+
+
+def score_candidates(ctx: EvalContext, x: F64, y: F64, yaw: F64, v: F64) -> Scores:
+    """:func:`score_states` of exact rollouts: rear-axle poses and speed (K, T)."""
+    return score_states(ctx, EgoStates(x, y, yaw, v))

@@ -1,9 +1,10 @@
 """Re-scoring a stored record: its scoring context, and the facts of its own or new trajectories.
 
 Used by ``cfpair validate`` (are the stored facts what the geometry says?), by the export reward
-and by the trainer. The record keeps agents on the 0.1 s grid rounded to 1e-4 and the map out to
-the trajectories' reach (at least 60 m) simplified to 0.02 m, so recomputed facts match the
-stored ones up to that rounding.
+and by the trainer; all of them go through :mod:`cfpair.scoring.views`, the one scoring path
+(a policy's 8 poses -> NAVSIM's view -> PDMS). The record keeps agents on the 0.1 s grid to
+5 s rounded to 1e-4 and the map out to the trajectories' reach (at least 60 m) simplified to
+0.02 m, so recomputed facts match the stored ones up to that rounding.
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ import numpy as np
 import shapely
 
 from cfpair.geometry.drivable import DrivableArea
-from cfpair.geometry.kinematics import VehicleLimits, track
 from cfpair.labels import models as m
-from cfpair.scoring.context import DT, EvalContext
-from cfpair.scoring.facts import FactArrays, measure
-from cfpair.scoring.pdms import score_candidates
+from cfpair.scoring import views
+from cfpair.scoring.context import EvalContext
+from cfpair.scoring.facts import FactArrays
 
 ROLES = ("expert", "negative", "positive")
-#: the NAVSIM output: 8 poses at 0.5 s .. 4.0 s
-POSE_TIMES = np.arange(1, 9) * 0.5
 
 
 def _poly(flat: list[float]) -> shapely.Polygon:
@@ -42,7 +40,7 @@ def context_from_record(rec: m.PairRecord) -> EvalContext:
     yaw_e, v_e = np.asarray(e.yaw), np.asarray(e.v)
     expert = {"x": np.asarray(e.x), "y": np.asarray(e.y), "yaw": yaw_e,
               "vx": v_e * np.cos(yaw_e), "vy": v_e * np.sin(yaw_e)}
-    n_t = len(t) - n_h
+    n_t = len(e.t)
     agents = {k: np.asarray([getattr(a, k) for a in c.agents], np.float64).reshape(-1, len(t))
               for k in ("x", "y", "yaw", "vx", "vy")}
     valid = np.asarray([a.valid for a in c.agents], bool).reshape(-1, len(t))
@@ -53,7 +51,8 @@ def context_from_record(rec: m.PairRecord) -> EvalContext:
         source=rec.provenance.source, scenario_id=rec.provenance.scenario_id,
         anchor=rec.provenance.anchor_index, ego_length=c.ego_length, ego_width=c.ego_width,
         ego_rear_to_center=c.ego_rear_to_center,
-        t_hist=t[:n_h], t_fut=t[n_h:], ego_hist=hist, ego_hist_valid=np.asarray(h.valid, bool),
+        t_hist=t[:n_h], t_fut=np.asarray(e.t, np.float64), t_obs=t[n_h:], ego_hist=hist,
+        ego_hist_valid=np.asarray(h.valid, bool),
         expert=expert, expert_valid=np.ones(n_t, bool), agents=agents, agent_valid=valid,
         ids=np.asarray([a.id for a in c.agents], object),
         classes=np.asarray([str(a.cls) for a in c.agents], object),
@@ -64,56 +63,35 @@ def context_from_record(rec: m.PairRecord) -> EvalContext:
         on_route=np.asarray(c.map.on_route, bool))
 
 
-def score_states(ctx: EvalContext, states: dict[str, np.ndarray], feasible: np.ndarray
-                 ) -> FactArrays:
-    """Scores and facts of K states (x, y, yaw, v: (K, T)); row 0 must be the expert."""
-    x, y, yaw, v = (np.asarray(states[k], np.float64) for k in ("x", "y", "yaw", "v"))
-    s = score_candidates(ctx, x, y, yaw, v)
-    return measure(ctx, x, y, yaw, v, s, feasible)
-
-
 def _stack(trajs: list[Any]) -> dict[str, np.ndarray]:
     return {k: np.asarray([getattr(tr, k) for tr in trajs], np.float64)
             for k in ("x", "y", "yaw", "v")}
 
 
+def rescore(rec: m.PairRecord, ctx: EvalContext | None = None) -> FactArrays:
+    """Both views of the record's expert, negative and positive (rows 0, 1, 2), from the stored
+    states and poses."""
+    ctx = ctx or context_from_record(rec)
+    trs = [getattr(rec, r) for r in ROLES]
+    st = _stack(trs)
+    return views.score_trajectories(ctx, st["x"], st["y"], st["yaw"], st["v"],
+                                    np.asarray([t.facts.feasible for t in trs], bool))
+
+
 def recompute_facts(rec: m.PairRecord, ctx: EvalContext | None = None) -> dict[str, m.Facts]:
     """The facts of the expert, negative and positive, measured again from the stored data."""
     ctx = ctx or context_from_record(rec)
-    trs = [getattr(rec, r) for r in ROLES]
-    f = score_states(ctx, _stack(trs), np.asarray([t.facts.feasible for t in trs], bool))
+    f = rescore(rec, ctx)
     return {role: f.row(ctx, i) for i, role in enumerate(ROLES)}
-
-
-def track_poses(ctx: EvalContext, poses: Any) -> dict[str, np.ndarray]:
-    """Drive a batch of NAVSIM-style outputs: poses (K, 8, 3) [x, y, yaw] at 0.5 s .. 4 s
-    (rear axle, ego frame) -> x, y, yaw, v (K, T) on the context's 0.1 s future grid.
-
-    The poses are interpolated linearly from the ego's current pose (the origin at t = 0) and
-    followed by cfpair's closed-loop tracker on the kinematic bicycle from the ego's current
-    speed, so what is scored is a drivable trajectory within the actuator limits.
-    """
-    p = np.asarray(poses, np.float64).reshape(-1, len(POSE_TIMES), 3)
-    t = ctx.t_fut
-    knots = np.concatenate([[0.0], POSE_TIMES])
-    xs = np.concatenate([np.zeros((len(p), 1)), p[:, :, 0]], 1)
-    ys = np.concatenate([np.zeros((len(p), 1)), p[:, :, 1]], 1)
-    tx = np.stack([np.interp(t, knots, row) for row in xs])
-    ty = np.stack([np.interp(t, knots, row) for row in ys])
-    v0 = float(np.hypot(ctx.expert["vx"][0], ctx.expert["vy"][0]))
-    x, y, yaw, v = track(tx, ty, 0.0, np.full(len(p), v0), DT, VehicleLimits())
-    return {"x": x, "y": y, "yaw": yaw, "v": v}
 
 
 def score_poses(rec: m.PairRecord, poses: Any, ctx: EvalContext | None = None
                 ) -> list[m.Facts]:
     """Facts (collision, TTC, drivable area, comfort, PDMS, safety score) of each of K pose
-    sequences (K, 8, 3) driven in the record's scene (see :func:`track_poses`). Pass ``ctx``
-    (from :func:`context_from_record`) to reuse it across calls."""
+    sequences (K, 8, 3) [x, y, yaw] at 0.5 s .. 4 s (rear axle, ego frame at the anchor), in
+    NAVSIM's view of the record's scene: tracked from the anchor's ego state by NAVSIM's
+    tracker, EP against the stored expert's poses. Pass ``ctx`` (from
+    :func:`context_from_record`) to reuse it across calls."""
     ctx = ctx or context_from_record(rec)
-    st = track_poses(ctx, poses)
-    ex = _stack([rec.expert])
-    states = {k: np.concatenate([ex[k], st[k]]) for k in ex}
-    k = st["x"].shape[0]
-    f = score_states(ctx, states, np.ones(k + 1, bool))
-    return [f.row(ctx, i + 1) for i in range(k)]
+    f = views.score_poses(ctx, np.asarray(poses, np.float64), np.asarray(rec.expert.poses))
+    return [f.row(ctx, i) for i in range(1, f.pdms.shape[0])]

@@ -11,7 +11,7 @@ from cfpair.counterfactual.pairing import make_pair, meta_action, safe_mask
 from cfpair.errors import SceneRejected
 from cfpair.geometry.kinematics import VehicleLimits, track
 from cfpair.scoring.context import build_context
-from cfpair.scoring.pdms import score_candidates
+from cfpair.scoring.views import score_trajectories
 from cfpair.sources.synthetic import SyntheticSource
 
 from .scenes import scene
@@ -21,7 +21,7 @@ from .scenes import track as straight
 def _pair(scn, k=256, seed=0):  # noqa: ANN001, ANN202
     ctx = build_context(scn, scn.anchors[0])
     c = build_candidates(ctx, k, seed)
-    s = score_candidates(ctx, c.x, c.y, c.yaw, c.v)
+    s = score_trajectories(ctx, c.x, c.y, c.yaw, c.v, c.feasible)
     return ctx, c, s, make_pair(ctx, c, s)
 
 
