@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scoring import make_scene  # benchmarks/ (on sys.path via conftest)
+from scoring_reference import simulate_reference
 
 from cfpair.errors import ShapeError
 from cfpair.scoring.navsim_profiles import navsim_banded_matrix, velocity_profile
 from cfpair.scoring.navsim_tracker import (
     MAX_STEERING_ANGLE,
     STATE_FIELDS,
+    TRACKING_HORIZON,
+    curvature_moments,
+    horizon_coefficients,
     reference_from_poses,
     simulate,
     simulate_poses,
 )
 
 T = np.arange(1, 9) * 0.5  # NAVSIM's 8 pose times
+ROOT_DIR = Path(__file__).resolve().parents[2]
 
 
 def init_state(x=0.0, y=0.0, heading=0.0, v=0.0, vy=0.0, a=0.0, ay=0.0) -> np.ndarray:
@@ -155,6 +165,51 @@ def test_global_random_case_matches_navsim_numbers():
     assert np.array_equal(s[0], init)
 
 
+def test_matches_the_independent_per_trajectory_peer():
+    # benchmarks/scoring_reference.py: written from the spec one trajectory at a time, with
+    # NAVSIM's dense pinv fits and 3 x 3 lifts; global coordinates up to 1e5 m
+    rng = np.random.default_rng(21)
+    for _ in range(2):
+        poses, init = make_scene(rng, 24)
+        batched = simulate_poses(poses, init)
+        peer = simulate_reference(poses, init)
+        diff = np.abs(batched - peer)
+        diff[..., 2] = angle_diff(batched[..., 2], peer[..., 2])
+        assert diff.max() < 1e-9
+
+
+def test_benchmark_runs_and_checks_agreement():
+    run = subprocess.run([sys.executable, "benchmarks/scoring.py", "--quick", "--scenes", "1",
+                          "--k", "8", "--repeats", "1"], cwd=ROOT_DIR, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "ratio batched / per-trajectory" in run.stdout
+    diff = float(run.stdout.rsplit(":", 1)[1])
+    assert diff < 1e-9
+
+
+def test_navsim_microsecond_truncation_with_a_timestamp():
+    # NAVSIM truncates interpolation times to whole microseconds of the absolute scene time
+    poses = np.stack([9 * T + 0.4 * T * T, 0.3 * T * T, 0.08 * T], -1)[None]
+    init = init_state(3.3e4, -2.1e4, -1.2, v=9.0, a=0.5)
+    t0 = 1_623_456_789_123_457
+    ref = reference_from_poses(poses, init[:3], timestamp_us=t0)[0]
+    navsim_ref = [[3.3002516359008368e+04, -2.1006017105811017e+04, -1.1439999999999999e+00],
+                  [3.3009772173845224e+04, -2.1020706188527558e+04, -1.0160000000000000e+00]]
+    np.testing.assert_allclose(ref[[7, 23]], navsim_ref, rtol=0, atol=1e-10)
+    s = simulate_poses(poses, init, timestamp_us=t0)[0]
+    navsim = [[3.3004779700795436e+04, -2.1011307558599827e+04, -1.1076585179834630e+00,
+               1.0020683710749477e+01],
+              [3.3020843959959122e+04, -2.1036480056284861e+04, -9.5989001988903100e-01,
+               1.1923171308480530e+01]]
+    np.testing.assert_allclose(s[[13, 40], :4], navsim, rtol=0, atol=1e-8)
+    # without the timestamp the times are exact multiples of 0.1 s: a few micrometres off
+    exact = simulate_poses(poses, init)[0]
+    assert 0 < np.max(np.abs(exact[:, :2] - s[:, :2])) < 1e-4
+    with pytest.raises(ShapeError):
+        reference_from_poses(poses, init[:3], timestamp_us=-1)
+
+
 # --- reference (§1) ---------------------------------------------------------------------------
 
 def test_reference_interpolates_knots_and_holds_a_short_trajectory():
@@ -169,6 +224,13 @@ def test_reference_interpolates_knots_and_holds_a_short_trajectory():
     np.testing.assert_allclose(ref[0, 5:21:5], knots, rtol=0, atol=1e-12)
     np.testing.assert_allclose(ref[0, 2], 0.6 * ref[0, 0] + 0.4 * ref[0, 5], rtol=0, atol=1e-12)
     assert np.all(ref[0, 20:] == ref[0, 20])  # no extrapolation past the last pose
+
+
+def test_poses_beyond_four_seconds_are_ignored():
+    origin = np.array([7.0, -3.0, 0.4])
+    long = arc_poses(9.0, 0.15, t=np.arange(1, 13) * 0.5)[None]  # 6 s of poses
+    np.testing.assert_array_equal(reference_from_poses(long, origin),
+                                  reference_from_poses(long[:, :8], origin))
 
 
 def test_reference_heading_turns_the_short_way_and_wraps_to_minus_pi():
@@ -193,6 +255,43 @@ def test_banded_matrix_quirk_is_reproduced():
     ref = np.stack([12 * t - t * t, 0 * t, 0 * t], -1)[None]
     v = velocity_profile(ref, 0.1)[0]
     assert abs(v[20] - (12 - 2 * 2.05)) < 0.05 and np.all(np.diff(v) < 0)
+
+
+def test_lateral_lift_closed_form_equals_the_3x3_products():
+    # Phi, Gamma, gamma of §2.7 multiplied out with 3 x 3 matrices vs the closed form's sums
+    n, dt, wb = TRACKING_HORIZON, 0.1, 3.089
+    sums, weights = horizon_coefficients(n)
+    s1, s2, p00, p01, p11, q0, q1, q2 = sums
+    rng = np.random.default_rng(8)
+    for v0, acc in [(0.0, 0.0), (12.0, -3.0), (3.0, 2.5), (-2.0, 1.0)]:
+        kappa = rng.normal(0, 0.05, n)
+        phi, gamma, offset = np.eye(3), np.zeros(3), np.zeros(3)
+        for k in range(n):
+            vk = v0 + k * dt * acc
+            f = np.array([[1, vk * dt, 0], [0, 1, vk * dt / wb], [0, 0, 1.0]])
+            phi, gamma = f @ phi, f @ gamma + [0, 0, dt]
+            offset = f @ offset + [0, -vk * kappa[k] * dt, 0]
+        d = dt * acc
+        m = weights.T @ kappa
+        np.testing.assert_allclose(
+            [phi[0, 1], phi[1, 2], phi[0, 2], gamma[0], gamma[1], gamma[2], offset[1], offset[0]],
+            [dt * (n * v0 + s1 * d), dt / wb * (n * v0 + s1 * d),
+             dt**2 / wb * (p00 * v0**2 + p01 * v0 * d + p11 * d**2),
+             dt**3 / wb * (q0 * v0**2 + q1 * v0 * d + q2 * d**2), dt**2 / wb * (s1 * v0 + s2 * d),
+             n * dt, -dt * (m[0] * v0 + m[1] * d),
+             -dt**2 * (m[2] * v0**2 + m[3] * v0 * d + m[4] * d**2)], rtol=1e-12, atol=1e-15)
+
+
+def test_curvature_moments_equal_the_weighted_window_sums():
+    rng = np.random.default_rng(0)
+    kappa = rng.normal(0, 0.05, (40, 7))
+    _, weights = horizon_coefficients(TRACKING_HORIZON)
+    steps = np.arange(40)
+    moments = curvature_moments(kappa)
+    for r in range(5):
+        direct = sum(weights[k, r] * kappa[np.minimum(steps + k, 39)]
+                     for k in range(TRACKING_HORIZON))
+        np.testing.assert_allclose(moments[r], direct, rtol=0, atol=1e-13 * np.abs(direct).max())
 
 
 # --- batch behaviour, dtypes, errors ----------------------------------------------------------
@@ -246,6 +345,16 @@ def test_non_finite_proposal_is_flagged_alone():
     assert np.array_equal(dirty[0], clean[0])
 
 
+def test_overflowing_proposal_is_flagged_alone_and_quietly():
+    poses = random_poses(np.random.default_rng(6), 3)
+    init = init_state(v=6.0)
+    clean = simulate_poses(poses, init)
+    poses[2, :, 0] = np.linspace(1e303, 8e303, 8)  # finite, but its speeds overflow
+    with np.errstate(all="raise"):
+        dirty = simulate_poses(poses, init)
+    assert np.all(np.isnan(dirty[2, 1:])) and np.array_equal(dirty[:2], clean[:2])
+
+
 def test_empty_batch():
     assert simulate_poses(np.zeros((0, 8, 3)), init_state()).shape == (0, 41, 11)
 
@@ -271,9 +380,6 @@ def test_bad_shapes_raise_shape_error(call):
 
 # --- properties -------------------------------------------------------------------------------
 
-finite = st.floats(-1.0, 1.0, allow_nan=False)
-
-
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 6), scale=st.sampled_from([0.0, 1e3, 1e5]),
        speed=st.floats(0.0, 30.0), accel=st.floats(-8.0, 4.0), heading=st.floats(-4.0, 4.0),
@@ -293,3 +399,17 @@ def test_bounded_inputs_give_finite_states_within_limits(seed, k, scale, speed, 
     assert np.all(np.abs(s[:, 1:, 7]) <= MAX_STEERING_ANGLE)
     assert np.all(s[:, 1:, 2] >= -np.pi) and np.all(s[:, 1:, 2] < np.pi)
     assert np.all(s[:, 1:, 4] == 0.0) and np.all(s[:, 1:, 6] == 0.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), x0=st.floats(-1e5, 1e5), y0=st.floats(-1e5, 1e5),
+       psi0=st.floats(-np.pi, np.pi), pick=st.integers(0, 5))
+def test_frame_and_batch_invariance(seed, x0, y0, psi0, pick):
+    rng = np.random.default_rng(seed)
+    poses = random_poses(rng, 6)
+    speed = rng.uniform(0, 20)
+    here = simulate_poses(poses, init_state(v=speed))
+    there = simulate_poses(poses, init_state(x0, y0, psi0, v=speed))
+    np.testing.assert_allclose(to_local(there, np.array([x0, y0, psi0])), here, rtol=0, atol=1e-6)
+    alone = simulate_poses(poses[pick:pick + 1], init_state(x0, y0, psi0, v=speed))
+    assert np.array_equal(alone[0], there[pick])
