@@ -123,7 +123,6 @@ def reference_scene(ctx: EvalContext) -> dict:
     """The scene as the per-trajectory scorer reads it: shapely polygons per track and step
     (None where absent), the first-observation speed, map polygons and the route line."""
     import shapely
-
     from scoring_reference import agent_polygon
 
     a, valid = ctx.agents_future(observed=True)

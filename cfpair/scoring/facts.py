@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfpair.geometry.boxes import box_distance
 from cfpair.geometry.comfort import ComfortBounds, comfort_of_path
 from cfpair.geometry.transforms import wrap_angle
 from cfpair.geometry.ttc import constant_velocity_ttc
@@ -115,6 +114,28 @@ def _opt(v: float) -> float | None:
     return None if np.isnan(v) else float(v)
 
 
+def _box_gap(dx: F64, dy: F64, c1: F64, s1: F64, hl1: float, hw1: float, c2: F64, s2: F64,
+             hl2: F64, hw2: F64, sat_gap: F64) -> F64:
+    """Distance between boxes 1 and 2 (centre 2 - centre 1 = (dx, dy)); 0 where they overlap
+    (``sat_gap`` <= 0). For disjoint boxes it is the least distance from a corner of one to
+    the other box (the closest pair always includes a corner), each a clamp in that box's
+    frame: 8 corner-to-box distances instead of 32 corner-to-edge ones."""
+    best = np.full(dx.shape, np.inf)
+    for sx, sy in ((1, 1), (-1, 1), (-1, -1), (1, -1)):
+        # corner of box 2 in box 1's frame, and corner of box 1 in box 2's frame
+        px = dx + sx * hl2 * c2 - sy * hw2 * s2
+        py = dy + sx * hl2 * s2 + sy * hw2 * c2
+        u, v = c1 * px + s1 * py, -s1 * px + c1 * py
+        best = np.minimum(best, np.hypot(np.maximum(np.abs(u) - hl1, 0.0),
+                                         np.maximum(np.abs(v) - hw1, 0.0)))
+        qx = -dx + sx * hl1 * c1 - sy * hw1 * s1
+        qy = -dy + sx * hl1 * s1 + sy * hw1 * c1
+        u, v = c2 * qx + s2 * qy, -s2 * qx + c2 * qy
+        best = np.minimum(best, np.hypot(np.maximum(np.abs(u) - hl2, 0.0),
+                                         np.maximum(np.abs(v) - hw2, 0.0)))
+    return np.where(sat_gap <= 0.0, 0.0, best)
+
+
 def _distances(ctx: EvalContext, x: F64, y: F64, yaw: F64) -> tuple[F64, F64]:
     """Least box-to-box distance to any valid agent: per step (K, T), exact wherever it is
     below ``PROXIMITY_M`` (elsewhere only known to be >= it), and overall (K,), exact (inf
@@ -143,10 +164,9 @@ def _distances(ctx: EvalContext, x: F64, y: F64, yaw: F64) -> tuple[F64, F64]:
     upper = np.where(valid_nkt, np.maximum(np.hypot(dx, dy) - hw1 - hw2, 0.0), np.inf)
     need = (lower < PROXIMITY_M) | (lower <= upper.min(axis=(0, 2))[None, :, None])
     n_i, k_i, t_i = np.nonzero(need)
-    d = box_distance((ego.x[k_i, t_i], ego.y[k_i, t_i], ego.yaw[k_i, t_i], ego.length,
-                      ego.width),
-                     (agents.x[n_i, t_i], agents.y[n_i, t_i], agents.yaw[n_i, t_i],
-                      ctx.length[n_i], ctx.width[n_i]))
+    d = _box_gap(dx[n_i, k_i, t_i], dy[n_i, k_i, t_i], c1[0, k_i, t_i], s1[0, k_i, t_i], hl1,
+                 hw1, c2[n_i, 0, t_i], s2[n_i, 0, t_i], hl2[n_i, 0, 0], hw2[n_i, 0, 0],
+                 lower[n_i, k_i, t_i])
     step = np.full((k, n_t), np.inf)
     np.minimum.at(step, (k_i, t_i), d)
     overall = np.full(k, np.inf)
