@@ -8,6 +8,7 @@ cfpair.labels.schemas`` regenerates it; a test fails when it is stale).
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Annotated
 
@@ -251,6 +252,17 @@ class Context(Strict):
     agents: list[Agent]
     map: MapSummary
     cameras: list[Camera]
+
+
+#: how many road users the labeler prompt, the export prompt and the trainer's scene tokens show
+NEAREST_AGENTS = 8
+
+
+def nearest_agents(context: Context) -> list[tuple[float, Agent]]:
+    """Road users valid at the anchor, nearest first: (distance from the ego rear axle, agent)."""
+    k = anchor_index(context.t)
+    rows = [(math.hypot(a.x[k], a.y[k]), a) for a in context.agents if a.valid[k]]
+    return sorted(rows, key=lambda r: r[0])
 
 
 class Provenance(Strict):

@@ -40,27 +40,30 @@ STATIC_CLASSES = ("static",)   # NAVSIM's non-agent objects: NC 0.5, always a st
 WEIGHTS = {"ep": 5.0, "ttc": 5.0, "comfort": 2.0}
 
 #: Deliberate differences from NAVSIM v1.1's scoring of the same poses, each with its measured
-#: effect (BENCHMARKS.md "Scoring", default synthetic run unless said otherwise).
+#: effect (``benchmarks/deviations.py`` on the default synthetic run: 108 pairs, 324
+#: trajectories; BENCHMARKS.md "Scoring"). The states scored are NAVSIM's own (its tracker on
+#: the 8 poses, ``cfpair.scoring.navsim_tracker``); the exact view is kept beside it.
 DEVIATIONS = (
-    "PDM-Closed is not run: the logged expert's poses, tracked like any candidate, are the EP"
-    " reference row. Effect: EP (and PDMS) of candidates that out-progress PDM-Closed but not"
-    " the expert, or vice versa; not measurable without a metric cache.",
+    "PDM-Closed is not run (no metric cache): the logged expert's poses, tracked like any"
+    " candidate, are the EP reference row. Effect: EP and PDMS of a candidate whose progress"
+    " lies between the expert's and PDM-Closed's; not measurable without NAVSIM's cache.",
     "Progress runs along the expert's own path (extended straight 250 m), not the PDM route"
-    " centreline. Effect: none on straight roads; on turns the two lines differ by the"
-    " expert's lateral offset from the lane centre.",
+    " centreline. Effect: PDMS changes by > 0.01 for 0.0 % of trajectories when the on-route"
+    " lane centreline is used instead.",
     "Drivable area is the union of the map's drivable polygons: a corner exactly on a shared"
-    " edge of two roadblocks counts as drivable (NAVSIM: off-road). Effect: measure zero.",
+    " edge of two roadblocks counts as drivable (NAVSIM: off-road). Effect: measure zero"
+    " (no such corner in the run).",
     "No intersection layer: TTC's 'ego rear axle inside an intersection' clause is not"
-    " applied (multiple lanes and off-road are). Effect: TTC = 1 where NAVSIM may say 0 for"
-    " a track beside the ego inside an intersection.",
-    "The initial ego state is the logged speed with v_y = a_y = 0 and a_x the logged speed's"
-    " first difference (NAVSIM: the logged ego_dynamic_state). Effect: comfort checks 1-4 at"
-    " t = 0 only.",
-    "Agents are cfpair's 0.1 s resampling of the log (NAVSIM interpolates the 2 Hz annotations"
-    " the same way) and a track seen in one frame only is not replicated over all 51 maps."
-    " Effect: none on sources logged at 10 Hz.",
+    " applied (multiple lanes and off-road are). Effect: none on synthetic maps (they have no"
+    " intersection layer); on nuPlan maps TTC may be 1 where NAVSIM says 0.",
+    "The initial ego state is the logged speed with v_y = a_y = 0 and a_x the speed's first"
+    " difference (NAVSIM: the logged ego_dynamic_state). Effect: with a_x = 0 instead,"
+    " comfort flips for 0.6 % and PDMS moves by > 0.01 for 1.5 % of trajectories.",
+    "Agents are cfpair's 0.1 s resampling of the log (NAVSIM interpolates its 2 Hz annotations"
+    " the same way); a track seen in one frame only is not replicated over all 51 maps."
+    " Effect: none on sources logged at 10 Hz (synthetic, DeepAccident, CARLA).",
     "Agent classes: 'static' is NAVSIM's non-agent object (NC 0.5); every other class,"
-    " 'unknown' included, is an agent (NC 0).",
+    " 'unknown' included, is an agent (NC 0). Effect: none on synthetic data.",
 )
 
 

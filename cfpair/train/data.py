@@ -18,13 +18,13 @@ import numpy as np
 from matplotlib.path import Path as MplPath
 
 from cfpair.geometry.boxes import box_corners
-from cfpair.labels.models import HazardType, PairRecord, anchor_index
+from cfpair.labels.models import NEAREST_AGENTS as MAX_AGENTS
+from cfpair.labels.models import HazardType, PairRecord, anchor_index, nearest_agents
 from cfpair.scoring.pdms import risky
 
 GRID = 48
 X_RANGE, Y_RANGE = (-16.0, 48.0), (-32.0, 32.0)
 CHANNELS = ("drivable", "route", "agents_now", "agents_1s_ago", "ego")
-MAX_AGENTS = 8
 COMMANDS = ("left", "straight", "right")
 HAZARDS = tuple(str(h) for h in HazardType)
 _VRU = ("pedestrian", "cyclist", "motorcycle")
@@ -99,10 +99,8 @@ def raster(rec: PairRecord) -> np.ndarray:
 
 
 def _agents(rec: PairRecord) -> tuple[np.ndarray, np.ndarray]:
-    c = rec.context
-    k = anchor_index(c.t)
-    rows = sorted(((float(np.hypot(a.x[k], a.y[k])), a) for a in c.agents if a.valid[k]),
-                  key=lambda r: r[0])[:MAX_AGENTS]
+    k = anchor_index(rec.context.t)
+    rows = nearest_agents(rec.context)[:MAX_AGENTS]
     feat = np.zeros((MAX_AGENTS, 7), np.float32)
     mask = np.zeros(MAX_AGENTS, bool)
     for i, (_, a) in enumerate(rows):
