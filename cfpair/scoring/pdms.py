@@ -245,6 +245,28 @@ def drivable_area_compliance(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np
             "offroad_step": np.where(off_any, np.argmax(g.offroad, axis=1), -1)}
 
 
+def _ttc_reach(g: Scene) -> np.ndarray:
+    """Candidates whose projected ego can reach any observed track at all: the centre at t,
+    moved up to speed * 0.9 s, within both circumradii of the track's centre at some t + offset
+    (a conservative bound; the exact test runs on these rows only)."""
+    e, obs = g.ego_states, g.observed
+    n_t = e.x.shape[1]
+    r_e = 0.5 * float(np.hypot(g.ctx.ego_length, g.ctx.ego_width))
+    r_a = 0.5 * np.hypot(g.ctx.length, g.ctx.width)[:, None, None]
+    ox, oy = np.asarray(obs.x), np.asarray(obs.y)
+    valid = np.asarray(obs.valid, bool)
+    near = np.zeros(e.x.shape[0], bool)
+    for off in TTC_OFFSETS:
+        m = min(n_t, ox.shape[1] - off)       # ego steps whose t + offset is observed
+        if m <= 0:
+            continue
+        ax, ay = ox[:, off:off + m], oy[:, off:off + m]              # (N, m)
+        d = np.hypot(ax[:, None] - g.ego.x[None, :, :m], ay[:, None] - g.ego.y[None, :, :m])
+        reach = r_e + r_a + np.abs(e.speed[:, :m])[None] * off * DT + 1e-6
+        near |= ((d <= reach) & valid[:, None, off:off + m]).any(axis=(0, 2))
+    return np.flatnonzero(near)
+
+
 @metric("ttc")
 def time_to_collision(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """TTC: the ego projected 0, 0.3, 0.6, 0.9 s ahead at its speed against the observation at
@@ -253,10 +275,13 @@ def time_to_collision(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np.ndarra
     ttc = np.ones(k)
     tstep = np.full(k, -1, np.int64)
     tagent = np.full(k, -1, np.int64)
-    if n:
-        h = projected_ego_hits(g.ego, e.speed, obs, DT, TTC_OFFSETS)
-        keep = e.speed[h.k, h.t] >= TTC_STOPPED_SPEED
-        hk, ht, hj, hn = h.k[keep], h.t[keep], h.j[keep], h.n[keep]
+    rows = _ttc_reach(g) if n else np.zeros(0, np.int64)
+    if rows.size:
+        sub = BoxSeq(g.ego.x[rows], g.ego.y[rows], g.ego.yaw[rows], g.ego.length, g.ego.width)
+        h = projected_ego_hits(sub, e.speed[rows], obs, DT, TTC_OFFSETS)
+        hk_all = rows[h.k]
+        keep = e.speed[hk_all, h.t] >= TTC_STOPPED_SPEED
+        hk, ht, hj, hn = hk_all[keep], h.t[keep], h.j[keep], h.n[keep]
         if hk.size:
             _, first = np.unique(hk * n + hn, return_index=True)   # first hit per (k, track)
             hk, ht, hj, hn = hk[first], ht[first], hj[first], hn[first]
