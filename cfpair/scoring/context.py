@@ -127,11 +127,6 @@ class EvalContext:
         e = h + (self.t_obs.size if observed else self.t_fut.size)
         return {k: v[:, h:e] for k, v in self.agents.items()}, self.agent_valid[:, h:e]
 
-    @property
-    def ego_speed0(self) -> float:
-        """Ego speed at the anchor (m/s)."""
-        return float(np.hypot(self.expert["vx"][0], self.expert["vy"][0]))
-
 
 def _extrapolate(traj: dict[str, F64], valid: Bool, t: F64) -> dict[str, F64]:
     """Fill invalid future samples after the last valid one by constant velocity/heading."""

@@ -215,7 +215,9 @@ def measure(ctx: EvalContext, exact: EgoStates, s_exact: Scores, nav: EgoStates,
     rel = np.degrees(wrap_angle(a_yaw - nav.yaw[rows, step]))
     min_dist = np.where(np.isfinite(dmin), dmin, FAR_M)
     dac = np.nan_to_num(s_exact.dac, nan=1.0)
-    safety = np.where(s_exact.collides, 0.0, 0.5 * np.minimum(min_ttc / TTC_HORIZON_S, 1.0)
+    finite = np.isfinite(np.stack([x, y, yaw, v])).all(axis=(0, 2))
+    safety = np.where(s_exact.collides | ~finite, 0.0,
+                      0.5 * np.minimum(min_ttc / TTC_HORIZON_S, 1.0)
                       + 0.3 * np.minimum(min_dist / PROXIMITY_M, 1.0) + 0.2 * dac)
     return FactArrays(
         scores=s, exact_scores=s_exact, collides=s.collides, at_fault=s.at_fault,

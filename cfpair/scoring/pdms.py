@@ -64,6 +64,9 @@ DEVIATIONS = (
     " Effect: none on sources logged at 10 Hz (synthetic, DeepAccident, CARLA).",
     "Agent classes: 'static' is NAVSIM's non-agent object (NC 0.5); every other class,"
     " 'unknown' included, is an agent (NC 0). Effect: none on synthetic data.",
+    "A trajectory whose simulation is not finite (e.g. poses of 1e300 m) scores 0 in every"
+    " sub-score with safety score 0 (NAVSIM raises and leaves the scene out of its mean)."
+    " Effect: none on generated candidates (all finite); a reward sees the worst score.",
 )
 
 
@@ -350,6 +353,11 @@ def score_states(ctx: EvalContext, e: EgoStates) -> Scores:
     out: dict[str, np.ndarray] = {}
     for fn in METRICS.values():
         out.update(fn(g, out))
+    bad = ~np.isfinite(np.stack([e.x, e.y, e.yaw, e.speed])).all(axis=(0, 2))
+    if bad.any():   # NAVSIM raises on such a trajectory; here it scores 0 (a definite worst)
+        for name in ("nc", "ttc", "ep", "comfort", "progress_m"):
+            out[name] = np.where(bad, 0.0, out[name])
+        out["dac"] = np.where(bad & ~np.isnan(out["dac"]), 0.0, out["dac"])
     dac = np.nan_to_num(out["dac"], nan=1.0)
     out["pdms"] = out["nc"] * dac * sum(w * out[n] for n, w in WEIGHTS.items()) / 12
     return Scores(**out)

@@ -138,3 +138,17 @@ def test_a_candidates_facts_do_not_depend_on_its_batch() -> None:
                                    c.feasible[rows])
         assert alone.row(ctx, 1) == full.row(ctx, i)
         assert alone.cost_row(1) == full.cost_row(i)
+
+
+def test_a_trajectory_the_simulator_cannot_follow_scores_zero_and_stores_cleanly() -> None:
+    s = scene(track(0, -1.75, 10.0), [("lead", "vehicle", track(30, -1.75, 10.0), 4.8, 2.0)])
+    ctx = build_context(s, s.anchors[0])
+    t = np.arange(1, 9) * 0.5
+    good = np.stack([10 * t, np.zeros(8), np.zeros(8)], -1)
+    wild = good.copy()
+    wild[3, 0] = 1e300           # finite text, but the tracker overflows
+    expert = poses_of(ctx.expert["x"][None], ctx.expert["y"][None], ctx.expert["yaw"][None])[0]
+    f = score_poses(ctx, np.stack([good, wild]), expert)
+    assert f.pdms[1] > 0.9 and f.pdms[2] == 0.0 and f.safety_score[2] == 0.0
+    row = f.row(ctx, 2)
+    assert row.pdms == 0.0 and row.progress_m == 0.0 and row.safety_score == 0.0
