@@ -11,6 +11,7 @@ from cfpair.geometry.boxes import box_corners
 from cfpair.scoring.boxes import segment_hits_box
 from cfpair.scoring.context import build_context
 from cfpair.scoring.pdms import COLLISION_TYPES, score_candidates
+from cfpair.scoring.views import score_trajectories
 from tests.counterfactual.scenes import LANE_W, scene, track
 
 EGO_FRONT = 1.461 + 5.176 / 2      # rear axle to front bumper
@@ -127,12 +128,19 @@ def test_scores_do_not_depend_on_the_world_frame() -> None:
                           "map": type(base.map)(drivable=polys, lanes=polys, centerlines=lines,
                                                 on_route=base.map.on_route,
                                                 lane_ids=base.map.lane_ids)})
-    out = []
+    out, navsim = [], []
     for scn in (base, moved):
         ctx = build_context(scn, scn.anchors[0])
         cands = build_candidates(ctx, 96, seed=4)
         out.append((cands, score_candidates(ctx, cands.x, cands.y, cands.yaw, cands.v)))
+        navsim.append(score_trajectories(ctx, cands.x, cands.y, cands.yaw, cands.v,
+                                         cands.feasible))
     (ca, sa), (cb, sb) = out
+    # NAVSIM's view too: the same sub-scores for every candidate wherever the scene lies
+    for name in ("nc", "dac", "ttc", "comfort", "collides"):
+        np.testing.assert_array_equal(getattr(navsim[0], name), getattr(navsim[1], name),
+                                      err_msg=name)
+    np.testing.assert_allclose(navsim[0].pdms, navsim[1].pdms, atol=1e-6)
     np.testing.assert_allclose(ca.x, cb.x, atol=1e-6)
     for name in ("nc", "dac", "ttc", "comfort", "collision_step", "ttc_step"):
         np.testing.assert_array_equal(getattr(sa, name), getattr(sb, name), err_msg=name)
