@@ -147,6 +147,9 @@ def _check_record(rep: Report, rec: PairRecord, where: str, config_hash: str | N
         rep.add("pair", where, "the negative is not risky (no collision, TTC or off-road)")
     if risky(p.collides, p.ttc_ok, p.drivable_ok):
         rep.add("pair", where, "the positive is not safe")
+    if n.pdms >= p.pdms:
+        rep.add("pair", where, f"the negative's PDMS {n.pdms} is not below the positive's "
+                f"{p.pdms} (NAVSIM's view)")
     for role in ROLES:
         tr = getattr(rec, role)
         for msg in kinematics(tr):

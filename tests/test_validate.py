@@ -113,11 +113,24 @@ def test_tampered_facts_are_caught_by_the_geometry(run_copy: Path) -> None:
     shard = first_shard(run_copy)
     rows = pq.read_table(shard).to_pylist()
     rows[2]["positive"]["facts"]["min_distance_m"] += 3.0
-    rows[2]["positive"]["facts"]["pdms"] = 0.5
+    # a wrong PDMS that still keeps the pair ordered (negative below positive)
+    rows[2]["positive"]["facts"]["pdms"] = (
+        0.5 if rows[2]["negative"]["facts"]["pdms"] < 0.5 else 0.999)
     rewrite(run_copy, shard, rows)
     msgs = [f.message for f in validate(run_copy).findings if f.severity == "error"]
     assert errors(run_copy) == {"facts": 2}
     assert any("positive: min_distance_m stored" in m for m in msgs)
+
+
+def test_a_negative_scoring_as_high_as_its_positive_is_a_pair_error(run_copy: Path) -> None:
+    shard = first_shard(run_copy)
+    rows = pq.read_table(shard).to_pylist()
+    rows[0]["negative"]["facts"]["pdms"] = rows[0]["positive"]["facts"]["pdms"]
+    rewrite(run_copy, shard, rows)
+    rep = validate(run_copy, recompute=False)
+    pair = [f for f in rep.findings if f.check == "pair"]
+    assert len(pair) == 1 and "not below the positive" in pair[0].message
+    assert pair[0].where.endswith(f":0 ({rows[0]['pair_id']})")
 
 
 def test_shard_from_another_config(run_copy: Path, tmp_path: Path) -> None:
