@@ -10,7 +10,7 @@ Every remaining deliberate difference from NAVSIM is in ``DEVIATIONS`` (and the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
@@ -155,6 +155,7 @@ class Scene:
     offroad: Bool
     track_stopped: Bool
     is_static: Bool
+    cache: dict[str, object] = field(default_factory=dict)   # shared between metrics
 
     @property
     def k(self) -> int:
@@ -210,6 +211,7 @@ def no_at_fault_collisions(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np.n
     cstep = np.full(k, -1, np.int64)
     cagent = np.full(k, -1, np.int64)
     c = collisions(g.ego, agents) if n else None
+    g.cache["contacts"] = c      # TTC's unprojected (offset 0) hits are exactly these
     collides = c.any() if c is not None else np.zeros(k, bool)
     if c is not None and c.k.size:
         _, first = np.unique(c.k * n + c.n, return_index=True)
@@ -281,10 +283,18 @@ def time_to_collision(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np.ndarra
     rows = _ttc_reach(g) if n else np.zeros(0, np.int64)
     if rows.size:
         sub = BoxSeq(g.ego.x[rows], g.ego.y[rows], g.ego.yaw[rows], g.ego.length, g.ego.width)
-        h = projected_ego_hits(sub, e.speed[rows], obs, DT, TTC_OFFSETS)
-        hk_all = rows[h.k]
-        keep = e.speed[hk_all, h.t] >= TTC_STOPPED_SPEED
-        hk, ht, hj, hn = hk_all[keep], h.t[keep], h.j[keep], h.n[keep]
+        h = projected_ego_hits(sub, e.speed[rows], obs, DT, TTC_OFFSETS[1:])
+        c = g.cache.get("contacts")
+        c_k, c_t, c_n = ((c.k, c.step, c.n) if c is not None
+                         else (np.zeros(0, np.int64),) * 3)
+        hk = np.concatenate([c_k, rows[h.k]])
+        ht = np.concatenate([c_t, h.t])
+        hj = np.concatenate([np.zeros(c_k.size, np.int64), h.j + 1])
+        hn = np.concatenate([c_n, h.n])
+        order = np.lexsort((hn, hj, ht, hk))       # NAVSIM's loop order: t, offset, track
+        hk, ht, hj, hn = hk[order], ht[order], hj[order], hn[order]
+        keep = e.speed[hk, ht] >= TTC_STOPPED_SPEED
+        hk, ht, hj, hn = hk[keep], ht[keep], hj[keep], hn[keep]
         if hk.size:
             _, first = np.unique(hk * n + hn, return_index=True)   # first hit per (k, track)
             hk, ht, hj, hn = hk[first], ht[first], hj[first], hn[first]
