@@ -86,6 +86,7 @@ SOURCES: dict[str, str] = {
     "deepaccident": "cfpair.sources.deepaccident:DeepAccidentSource",
     "navsim": "cfpair.sources.navsim:NavsimSource",
     "carla": "cfpair.sources.carla:CarlaRecordingSource",
+    "scenarionet": "cfpair.sources.scenarionet:ScenarioNetSource",
 }
 
 

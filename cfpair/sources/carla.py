@@ -3,12 +3,26 @@
 CARLA's frame is left-handed (x forward, y right, yaw clockwise in degrees); everything is
 converted to cfpair's right-handed frame by flipping y and yaw (and vy). ``carla`` is an optional
 extra (``pip install cfpair[carla]``) imported only here, only when used.
+
+OpenDRIVE maps are parsed by libcarla in a child interpreter (``python -m cfpair.sources.carla
+parse-xodr ...``): libcarla segfaults on some maps (CARLA's own 2019 Town03) and throws C++
+exceptions (``IndexError('_Map_base::at')``) on others; both become a DatasetFormatError naming
+the file, and the calling process (a pipeline worker) lives on. Lanes are sampled per lane
+section from its start to its end, so sections shorter than the step leave no hole.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,53 +62,88 @@ def _lane_points(wps: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return c, c - r * half, c + r * half
 
 
-def _lane_end(wp: Any, forward: bool, key: tuple[int, int, int], step: float) -> Any | None:
-    """The last waypoint of this lane within ``step`` ahead (``forward``) or behind, in driving
-    direction; bisection on the distance because ``next`` crosses into the successor road."""
-    def same(d: float) -> Any | None:
-        nxt = wp.next(d) if forward else wp.previous(d)
-        hit = [n for n in nxt if (n.road_id, n.section_id, n.lane_id) == key]
-        return hit[0] if hit else None
+def _key(wp: Any) -> tuple[int, int, int]:
+    return (wp.road_id, wp.section_id, wp.lane_id)
 
+
+def _section_end(wp: Any, key: tuple[int, int, int], step: float, forward: bool) -> Any | None:
+    """The waypoint ``step`` ahead of ``wp`` (behind, with ``forward=False``) in driving
+    direction if it is still in this lane section, else the section's last (first) waypoint,
+    found by bisection on the distance; None at the section's end (start)."""
+    def same(d: float) -> Any | None:
+        hit = [n for n in (wp.next(d) if forward else wp.previous(d)) if _key(n) == key]
+        return hit[0] if hit and abs(hit[0].s - wp.s) > 1e-6 else None
+
+    full = same(step)
+    if full is not None:
+        return full
     lo, hi, best = 0.0, step, None
-    for _ in range(12):
+    for _ in range(16):
         mid = (lo + hi) / 2
         w = same(mid)
-        if w is not None and abs(w.s - wp.s) > 1e-6:
+        if w is not None:
             lo, best = mid, w
         else:
             hi = mid
-    full = same(step)
-    return full if full is not None and abs(full.s - wp.s) > 1e-6 else best
+    return best
 
 
-def xodr_to_map(xodr: str, resolution: float = 2.0, name: str = "xodr") -> MapGeometry:
-    """OpenDRIVE text -> MapGeometry (our frame): one polygon per driving lane, built from lane
-    waypoints every ``resolution`` metres and their widths; centrelines in driving order."""
+def _walk(wp: Any, step: float, forward: bool) -> list[Any]:
+    """Waypoints from ``wp`` (excluded) to its lane section's end (start), ends included."""
+    key, out, cur = _key(wp), [], wp
+    # previous_until_lane_start segfaults (carla 0.9.16) on a lane without a predecessor
+    for w in (wp.next_until_lane_end(step) if forward else ()):
+        if _key(w) != key:
+            break
+        if abs(w.s - cur.s) > 1e-6:
+            out.append(w)
+            cur = w
+    while len(out) < 100_000 and (w := _section_end(cur, key, step, forward)) is not None:
+        out.append(w)
+        cur = w
+    return out
+
+
+def _lane_runs(cmap: Any, resolution: float) -> dict[tuple[int, int, int], list[Any]]:
+    """Waypoints of every driving lane section, in driving order, from the section's start to
+    its end (both included) every ``resolution`` metres. Sections are found from the topology,
+    a fixed-step sampling and, breadth first, the successors and predecessors of every section
+    found: fixed-step sampling alone skips sections shorter than the step (holes across the
+    carriageway) and the topology leaves out dead-end lanes."""
+    runs: dict[tuple[int, int, int], list[Any]] = {}
+    queue = deque([a for a, _ in cmap.get_topology()] + list(cmap.generate_waypoints(
+        resolution)))
+    while queue:
+        wp = queue.popleft()
+        key = _key(wp)
+        if key in runs or str(wp.lane_type) != "Driving":
+            continue
+        run = [*_walk(wp, resolution, False)[::-1], wp, *_walk(wp, resolution, True)]
+        runs[key] = run
+        queue.extend(n for n in run[-1].next(0.05) if _key(n) not in runs)
+        queue.extend(n for n in run[0].previous(0.05) if _key(n) not in runs)
+    return runs
+
+
+def parse_xodr_here(xodr: str, resolution: float = 2.0, name: str = "xodr") -> MapGeometry:
+    """OpenDRIVE text -> MapGeometry (our frame) in this process: one polygon per driving lane
+    section from its centre waypoints and widths; centrelines in driving order. libcarla can
+    crash the process on some maps: use :func:`xodr_to_map`, which runs this in a child."""
     if resolution <= 0:
         raise ConfigError(f"resolution must be > 0, got {resolution}")
     carla = _carla()
     try:
         cmap = carla.Map(name, xodr)
-        wps = cmap.generate_waypoints(resolution)
-    except RuntimeError as exc:
-        raise DatasetFormatError(name, f"carla could not parse the OpenDRIVE map: {exc}") from None
-    groups: dict[tuple[int, int, int], list[Any]] = {}
-    for w in wps:
-        groups.setdefault((w.road_id, w.section_id, w.lane_id), []).append(w)
+        runs = _lane_runs(cmap, resolution)
+    except Exception as exc:  # noqa: BLE001 - libcarla raises RuntimeError, IndexError, ...
+        raise DatasetFormatError(name, f"carla could not parse the OpenDRIVE map "
+                                 f"({type(exc).__name__}: {exc})") from None
     lanes, centres, ids = [], [], []
-    for key in sorted(groups):
-        run = sorted(groups[key], key=lambda w: w.s)
-        forward = key[2] < 0   # right-hand lanes drive along increasing s
-        ordered = run if forward else run[::-1]
-        start = _lane_end(ordered[0], False, key, resolution)
-        end = _lane_end(ordered[-1], True, key, resolution)
-        ordered = [*([start] if start is not None else []), *ordered,
-                   *([end] if end is not None else [])]
-        if len(ordered) < 2:
-            continue
-        c, left, right = _lane_points(ordered)
-        flip = np.array([1.0, -1.0])
+    flip = np.array([1.0, -1.0])
+    for key in sorted(runs):
+        if len(runs[key]) < 2:
+            continue  # a zero-length section covers no ground
+        c, left, right = _lane_points(runs[key])
         lanes.append(np.concatenate([left, right[::-1]]) * flip)
         centres.append(c * flip)
         ids.append(f"{key[0]}:{key[1]}:{key[2]}")
@@ -104,17 +153,110 @@ def xodr_to_map(xodr: str, resolution: float = 2.0, name: str = "xodr") -> MapGe
                        on_route=np.zeros(len(centres), bool), lane_ids=tuple(ids)).validate()
 
 
-def load_xodr(path: str | Path, resolution: float = 2.0) -> MapGeometry:
-    """Read an ``.xodr`` file into a MapGeometry."""
+def _save_map(gmap: MapGeometry, out: Path) -> None:
+    arrays = {f"lane_{i}": p for i, p in enumerate(gmap.lanes)}
+    arrays.update({f"centre_{i}": c for i, c in enumerate(gmap.centerlines)})
+    arrays["ids"] = np.array(json.dumps(list(gmap.lane_ids)))
+    with open(out, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _read_map(out: Path, name: str) -> MapGeometry:
+    with np.load(out, allow_pickle=False) as z:
+        ids = tuple(json.loads(str(z["ids"])))
+        lanes = tuple(z[f"lane_{i}"] for i in range(len(ids)))
+        centres = tuple(z[f"centre_{i}"] for i in range(len(ids)))
+    return MapGeometry(drivable=lanes, lanes=lanes, centerlines=centres,
+                       on_route=np.zeros(len(centres), bool), lane_ids=ids).validate()
+
+
+def _parse_in_child(path: Path, resolution: float, name: str, timeout_s: float) -> MapGeometry:
+    """Run :func:`parse_xodr_here` on the file ``path`` in a fresh interpreter, so that a
+    libcarla crash (segfault, abort) or hang becomes a DatasetFormatError naming the file."""
+    if importlib.util.find_spec("carla") is None:
+        _carla()  # raises CarlaUnavailable with the install hint
+    if resolution <= 0:
+        raise ConfigError(f"resolution must be > 0, got {resolution}")
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    with tempfile.TemporaryDirectory(prefix="cfpair-xodr-") as tmp:
+        out, err = Path(tmp) / "map.npz", Path(tmp) / "error.json"
+        cmd = [sys.executable, "-m", "cfpair.sources.carla", "parse-xodr", str(path), str(out),
+               str(err), repr(float(resolution)), name]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+                                  env=env, check=False)
+        except subprocess.TimeoutExpired:
+            raise DatasetFormatError(name, f"libcarla did not finish parsing the OpenDRIVE "
+                                     f"map within {timeout_s:.0f} s") from None
+        if proc.returncode == 0 and out.is_file():
+            return _read_map(out, name)
+        if err.is_file():
+            info = json.loads(err.read_text())
+            if info.get("kind") == "unavailable":
+                raise CarlaUnavailable(info["reason"])
+            if info.get("kind") == "config":
+                raise ConfigError(info["reason"])
+            raise DatasetFormatError(name, info["reason"])
+        tail = [ln for ln in (proc.stderr or "").strip().splitlines()
+                if ln.strip() and not ln.startswith("WARNING")][-3:]
+        if proc.returncode < 0:
+            try:
+                sig = signal.Signals(-proc.returncode).name
+            except ValueError:
+                sig = f"signal {-proc.returncode}"
+            raise DatasetFormatError(name, f"libcarla crashed ({sig}) while parsing this "
+                                     "OpenDRIVE map; the map cannot be used with this carla "
+                                     f"version{': ' + ' | '.join(tail) if tail else ''}")
+        raise DatasetFormatError(name, f"the OpenDRIVE parser exited with status "
+                                 f"{proc.returncode}{': ' + ' | '.join(tail) if tail else ''}")
+
+
+def xodr_to_map(xodr: str, resolution: float = 2.0, name: str = "xodr",
+                timeout_s: float = 300.0) -> MapGeometry:
+    """OpenDRIVE text -> MapGeometry, parsed by libcarla in a child process (see
+    :func:`parse_xodr_here` for the geometry)."""
+    with tempfile.TemporaryDirectory(prefix="cfpair-xodr-") as tmp:
+        path = Path(tmp) / "map.xodr"
+        path.write_text(xodr)
+        return _parse_in_child(path, resolution, name, timeout_s)
+
+
+def load_xodr(path: str | Path, resolution: float = 2.0, timeout_s: float = 300.0
+              ) -> MapGeometry:
+    """Read an ``.xodr`` file into a MapGeometry; any failure, a libcarla crash included, is a
+    DatasetFormatError naming the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with open(path, "rb") as fh:
+            fh.read(1)
     except OSError as exc:
         raise DatasetFormatError(path, f"cannot read the OpenDRIVE file ({exc})") from None
+    return _parse_in_child(path, resolution, str(path), timeout_s)
+
+
+def _child_main(argv: list[str]) -> int:
+    """``python -m cfpair.sources.carla parse-xodr IN OUT ERR RESOLUTION NAME``."""
+    src, out, err, resolution, name = argv
     try:
-        return xodr_to_map(text, resolution, name=str(path))
+        try:
+            text = Path(src).read_text(errors="replace")
+        except OSError as exc:
+            raise DatasetFormatError(name, f"cannot read the OpenDRIVE file ({exc})") from None
+        _save_map(parse_xodr_here(text, float(resolution), name), Path(out))
+        return 0
+    except CarlaUnavailable as exc:
+        info = {"kind": "unavailable", "reason": str(exc)}
+    except ConfigError as exc:
+        info = {"kind": "config", "reason": str(exc)}
     except DatasetFormatError as exc:
-        raise DatasetFormatError(path, exc.reason) from None
+        info = {"kind": "format", "reason": exc.reason}
+    except Exception as exc:  # noqa: BLE001 - whatever libcarla throws is a format error
+        info = {"kind": "format", "reason": f"carla could not parse the OpenDRIVE map "
+                f"({type(exc).__name__}: {exc})"}
+    Path(err).write_text(json.dumps(info))
+    return 3
 
 
 # --- live recording --------------------------------------------------------------------------
@@ -271,5 +413,16 @@ class CarlaRecordingSource:
         return [ScenarioRef("carla", p.stem, split, str(p)) for p in sorted(folder.glob("*.npz"))]
 
     def load(self, ref: ScenarioRef) -> Scenario:
-        """Load one saved recording."""
-        return load_scenario(ref.path)
+        """Load one saved recording; a malformed one (a header of the wrong type, say) is a
+        DatasetFormatError naming the file."""
+        try:
+            return load_scenario(ref.path)
+        except CfpairError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - hostile files: any failure is a reject
+            raise DatasetFormatError(ref.path, f"not a valid cfpair recording "
+                                     f"({type(exc).__name__}: {exc})") from None
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "parse-xodr":
+    sys.exit(_child_main(sys.argv[2:]))

@@ -130,3 +130,102 @@ def test_snapshots_flip_to_our_frame_and_round_trip(tmp_path: Path, two_roads) -
     for name in ("x", "y", "yaw", "vx", "vy", "valid"):
         np.testing.assert_array_equal(getattr(back.agents, name), getattr(scn.agents, name))
     assert back.map.lane_ids == scn.map.lane_ids and back.ego_rear_to_center == 0.0
+
+
+# --- crashes, libcarla exceptions, short lane sections, hostile recordings -------------------
+
+REALDATA = next((p / "carla-towns" for p in (Path(__file__).resolve().parents[3] / "shared"
+                                             / "realdata", Path("/work/shared/realdata"))
+                 if (p / "carla-towns").is_dir()), None)
+CRASHERS = ("Town03_v2635k.xodr", "Town03_v2635k_MINIMAL_SEGFAULT_roads16_242.xodr")
+
+
+def _variant(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    text = XODR.read_text()
+    assert old in text
+    p = tmp_path / name
+    p.write_text(text.replace(old, new, 1))
+    return p
+
+
+def test_a_libcarla_crash_is_a_format_error_naming_the_file(tmp_path: Path) -> None:
+    # a lane linked to a successor lane that does not exist segfaults carla.Map() (0.9.16)
+    bad = _variant(tmp_path, "dangling_lane_link.xodr", '<link><successor id="-1"/></link>',
+                   '<link><successor id="-7"/></link>')
+    with pytest.raises(DatasetFormatError, match=r"dangling_lane_link\.xodr.*crashed \(SIG"):
+        load_xodr(bad)
+    assert load_xodr(XODR, resolution=0.5).lane_ids   # and this process goes on working
+
+
+def test_libcarla_exceptions_are_format_errors(tmp_path: Path) -> None:
+    no_centre = _variant(tmp_path, "no_centre.xodr",
+                         '<center><lane id="0" type="none" level="false"/></center>', "")
+    with pytest.raises(DatasetFormatError, match=r"no_centre\.xodr.*IndexError"):
+        load_xodr(no_centre)
+    zero = _variant(tmp_path, "zero_length.xodr", 'length="30.0" id="2"', 'length="0.0" id="2"')
+    with pytest.raises(DatasetFormatError, match=r"zero_length\.xodr.*RuntimeError"):
+        load_xodr(zero)
+
+
+def _centre_points(text: str, step: float = 0.1) -> np.ndarray:
+    """Lane-centre points an independent sampler finds: every ``step`` m, and every section's
+    start and end (CARLA frame flipped to ours)."""
+    import carla
+
+    cmap = carla.Map("check", text)
+    wps = list(cmap.generate_waypoints(step))
+    for a, b in cmap.get_topology():
+        wps += [a, b, *a.next_until_lane_end(step)[-1:]]
+    return np.array([[w.transform.location.x, -w.transform.location.y] for w in wps])
+
+
+def _outside(gmap, pts: np.ndarray) -> int:  # noqa: ANN001
+    area = shapely.union_all([shapely.Polygon(p).buffer(0) for p in gmap.drivable])
+    return int((shapely.distance(area, shapely.points(pts)) > 0.01).sum())
+
+
+def test_short_lane_sections_leave_no_hole(tmp_path: Path) -> None:
+    # the straight road split into sections at s = 0, 30 and 30.6: a 0.6 m section that
+    # 2 m waypoint sampling never lands in
+    text = XODR.read_text()
+    first = text.index("<laneSection")
+    end = text.index("</laneSection>", first) + len("</laneSection>")
+    section = text[first:end]
+    more = section + section.replace('s="0.0"', 's="30.0"') + section.replace('s="0.0"',
+                                                                                's="30.6"')
+    path = tmp_path / "short_section.xodr"
+    path.write_text(text[:first] + more + text[end:])
+    gmap = load_xodr(path, resolution=2.0)
+    assert {"1:0:-1", "1:1:-1", "1:2:-1", "1:1:1"} <= set(gmap.lane_ids)
+    short = gmap.centerlines[gmap.lane_ids.index("1:1:-1")]
+    assert np.linalg.norm(short[-1] - short[0]) == pytest.approx(0.6, abs=1e-3)
+    assert _outside(gmap, _centre_points(path.read_text())) == 0
+
+
+def test_a_recording_header_of_the_wrong_type_is_a_reject(tmp_path: Path, two_roads) -> None:
+    scn = snapshots_to_scenario("carla-ok", 7, _ticks(), 0.1, two_roads, anchor_s=1.0)
+    good = save_scenario(scn, tmp_path / "ok.npz")
+    with np.load(good, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    for name, header in (("list", np.array("[1, 2]")), ("number", np.array("3")),
+                         ("ints", np.arange(3)), ("counts", np.array(
+                             '{"format": "cfpair-scenario/1", "map_counts": 5}'))):
+        np.savez(tmp_path / f"bad_{name}.npz", **{**arrays, "header": header})
+    out = list(load_all(get_source("carla", tmp_path), "all"))
+    rejected = sorted(Path(o.ref.path).name for o in out if not hasattr(o, "scenario_id"))
+    assert rejected == ["bad_counts.npz", "bad_ints.npz", "bad_list.npz", "bad_number.npz"]
+    assert [o.scenario_id for o in out if hasattr(o, "scenario_id")] == ["carla-ok"]
+
+
+@pytest.mark.skipif(REALDATA is None, reason="shared CARLA towns not present")
+def test_every_shared_town_loads_with_no_lane_centre_outside() -> None:
+    towns = sorted(REALDATA.rglob("*.xodr"))
+    assert len(towns) >= 8
+    for town in towns:
+        if town.name in CRASHERS:
+            with pytest.raises(DatasetFormatError, match=town.name + r".*crashed \(SIGSEGV\)"):
+                load_xodr(town)
+            continue
+        gmap = load_xodr(town)
+        assert all(shapely.Polygon(p).is_valid for p in gmap.drivable), town.name
+        assert _outside(gmap, _centre_points(town.read_text(), 0.5)) == 0, town.name
