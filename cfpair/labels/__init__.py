@@ -1,1 +1,2 @@
-"""Safety labels: Pydantic models, the rules labeler, grounding checks against the facts."""
+"""Safety labels: the labeler interface, the rules labeler, the LLM labeler, prompts and grounding
+checks against the facts (the label schema itself is ``cfpair.records.label``)."""
