@@ -57,7 +57,7 @@ MAX_DEPTH = 100  # at most this many containers nested inside one another (the t
 MAX_ITEMSIZE = 1 << 20  # bytes per element of a str/bytes dtype
 MAX_NDIM = 32
 _MAX_NBYTES = 1 << 62  # numpy's own limit on shape × itemsize (ignoring zero dimensions)
-_DTYPE_CODE = re.compile(r"[<>|=]?(b1|[iu][1248]|f(2|4|8|16)|c(8|16|32)|[US][1-9][0-9]{0,6})")
+_DTYPE_CODE = re.compile(r"[<>|=]?(b1|[iu][1248]|f(2|4|8|16)|c(8|16|32)|[US](0|[1-9][0-9]{0,6}))")
 _MODULE_ALIASES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 _LEAVES = frozenset({str, bytes, bytearray, int, float, complex, bool, type(None)})
 _SEQUENCES = frozenset({tuple, list})
@@ -147,10 +147,13 @@ def _scan(data: bytes) -> None:
             if nl < 0:
                 raise _Refused("pickle data was truncated (unterminated line)")
             if op == 0x70:
-                _check_memo_index(data[pos + 1:nl], end)
+                digits = data[pos + 1:nl]
+                if not digits.isdigit() or len(digits) > 20:
+                    raise _Refused(f"malformed memo index {_show(digits)}")
+                _check_memo_index(int(digits), end)
             pos = nl + 1
         elif op == 0x72:  # LONG_BINPUT the regex did not take
-            _check_memo_index(data[pos + 1:pos + 5], end)
+            _check_memo_index(int.from_bytes(data[pos + 1:pos + 5], "little"), end)
             pos += 5
         elif op in _REFUSED_OPS:
             raise _Refused(f"pickle uses {_REFUSED_OPS[op]} at byte {pos}, which is not allowed "
@@ -159,13 +162,7 @@ def _scan(data: bytes) -> None:
             raise _Refused(f"pickle has an unknown opcode {op:#04x} at byte {pos}")
 
 
-def _check_memo_index(raw: bytes, end: int) -> None:
-    if len(raw) == 4:
-        idx = int.from_bytes(raw, "little")
-    elif raw.isdigit() and len(raw) <= 20:
-        idx = int(raw)
-    else:
-        raise _Refused(f"malformed memo index {_show(raw)}")
+def _check_memo_index(idx: int, end: int) -> None:
     if idx > end:
         raise _Refused(f"pickle puts memo entry {idx} in a {end}-byte file (a memory bomb)")
 
@@ -253,7 +250,10 @@ class _ArrayStub(_StandIn):
         version, shape, dtype, fortran, raw = state
         if type(version) is not int or version != 1 or type(fortran) is not bool:
             raise _Refused("malformed numpy array state")
-        self.array = _from_bytes(self.load, raw, dtype, shape, "F" if fortran else "C")
+        array = _from_bytes(self.load, raw, dtype, shape, "F" if fortran else "C")
+        if not array.dtype.isnative:  # numpy's __setstate__ swaps to native order on load
+            array = array.astype(array.dtype.newbyteorder("="), order="K")
+        self.array = array
 
 
 class _ScalarStub(_StandIn):
@@ -285,7 +285,8 @@ def _shape_of(shape: Any, itemsize: int) -> tuple[tuple[int, ...], int]:
     """A pickled shape -> (shape, number of bytes the data must have)."""
     if (type(shape) is not tuple or len(shape) > MAX_NDIM or not set(map(type, shape)) <= {int}
             or (shape and not 0 <= min(shape) <= max(shape) < _MAX_NBYTES)):
-        raise _Refused(f"numpy shape {_show(shape)} is not a tuple of sizes")
+        shown = _show_tuple(shape) if type(shape) is tuple else _show(shape)
+        raise _Refused(f"numpy shape {shown} is not a tuple of sizes")
     nbytes = math.prod(shape) * itemsize
     if nbytes >= _MAX_NBYTES or (not nbytes and math.prod(n or 1 for n in shape) >= _MAX_NBYTES):
         raise _Refused(f"numpy shape {_show_tuple(shape)} is larger than numpy can hold")
@@ -306,6 +307,8 @@ def _check_values(flat: np.ndarray, dt: np.dtype) -> None:
 
 def _from_bytes(load: _Load, raw: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
     dt = _dtype_of(dtype)
+    if not dt.itemsize:  # 'S0'/'U0': only numpy's empty str/bytes scalars use it, never arrays
+        raise _Refused(f"numpy array of dtype {dt.str}0: elements of zero bytes")
     shape, need = _shape_of(shape, dt.itemsize)
     if type(raw) not in (bytes, bytearray) or type(order) is not str or order not in ("C", "F"):
         raise _Refused("numpy array data must be raw bytes (object arrays are not allowed)")
@@ -329,7 +332,7 @@ class _Dtype(_Global):
         if type(align) is not bool or type(copy) is not bool:
             raise _Refused("malformed numpy dtype arguments")
         dt = np.dtype(code)
-        if dt.hasobject or dt.fields is not None or not 0 < dt.itemsize <= MAX_ITEMSIZE:
+        if dt.hasobject or dt.fields is not None or dt.itemsize > MAX_ITEMSIZE:
             raise _Refused(f"numpy dtype {code!r} is not allowed")
         return _DtypeStub(dt)
 
@@ -366,6 +369,8 @@ class _Scalar(_Global):
         if type(data) is not bytes or len(data) != dt.itemsize:
             raise _Refused(f"numpy scalar of dtype {dt.str} needs {dt.itemsize} raw bytes")
         self.load.charge(dt.itemsize, "a numpy scalar")
+        if not dt.itemsize:  # np.str_('') and np.bytes_(b'') are pickled with 'U0' / 'S0'
+            return _ScalarStub(np.str_() if dt.kind == "U" else np.bytes_())
         flat = np.frombuffer(data, dtype=dt)
         _check_values(flat, dt)
         return _ScalarStub(flat[0])
