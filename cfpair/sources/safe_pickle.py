@@ -115,7 +115,7 @@ def _fast_pattern() -> re.Pattern[bytes]:
                         for n in range(_SHORT_STRINGS + 1))
     return re.compile(
         b"(?:[" + noarg + b"]|[Khq\\x80][\\s\\S]|M[\\s\\S]{2}|[Jj][\\s\\S]{4}"
-        b"|[G\\x95][\\s\\S]{8}"
+        b"|G[\\s\\S]{8}"
         b"|r[\\s\\S]{2}[\\x00-\\x0f]\\x00"  # LONG_BINPUT below 2**20: always small enough
         b"|[\\x8cCU](?:" + counted + b"))*+")
 
@@ -152,6 +152,10 @@ def _scan(data: bytes) -> None:
                     raise _Refused(f"malformed memo index {_show(digits)}")
                 _check_memo_index(int(digits), end)
             pos = nl + 1
+        elif op == 0x95:  # FRAME: CPython's pure-Python unpickler accepts a frame past the end
+            if pos + 9 + int.from_bytes(data[pos + 1:pos + 9], "little") > end:
+                raise _Refused(f"pickle data was truncated (frame at {pos} runs past the end)")
+            pos += 9
         elif op == 0x72:  # LONG_BINPUT the regex did not take
             _check_memo_index(int.from_bytes(data[pos + 1:pos + 5], "little"), end)
             pos += 5
@@ -539,10 +543,13 @@ class _PyRestricted(_Checks, pickle._Unpickler):  # type: ignore[name-defined]
 class _Walk:
     """Replace stand-ins by real values; measure the height of every container once."""
 
-    def __init__(self) -> None:
+    def __init__(self, spare: int) -> None:
         # id -> (original, replacement, height); height -1 while the container is being walked.
         # The original is kept so that its id cannot be reused by a new object during the walk.
         self.seen: dict[int, tuple[Any, Any, int]] = {}
+        # Elements the list-of-tuples shortcut may still look at: it does not see sharing (one
+        # tuple in a list 10**5 times would be read 10**5 times), so it is bounded by the file.
+        self.spare = spare
 
     def visit(self, obj: Any, depth: int) -> tuple[Any, int]:
         """``obj`` found ``depth`` containers deep -> (its replacement, its height)."""
@@ -599,9 +606,12 @@ class _Walk:
         kinds = set(map(type, obj))
         if kinds <= _LEAVES:
             return 1
-        if (kinds <= _SEQUENCES and depth + 2 <= MAX_DEPTH
-                and set(map(type, itertools.chain.from_iterable(obj))) <= _LEAVES):
-            return 2
+        if kinds <= _SEQUENCES and depth + 2 <= MAX_DEPTH:
+            total = sum(map(len, obj))
+            if total <= self.spare:
+                self.spare -= total
+                if set(map(type, itertools.chain.from_iterable(obj))) <= _LEAVES:
+                    return 2
         new, height, changed = self._children(obj, depth)
         if changed:
             obj[:] = new
@@ -677,7 +687,7 @@ def safe_loads(data: bytes, path: str | Path = "<bytes>") -> Any:
         unpickler = (_Restricted if plain else _PyRestricted)(data, load)
         obj = unpickler.load()
         del unpickler
-        return _Walk().visit(obj, 0)[0]
+        return _Walk(len(data)).visit(obj, 0)[0]
     except _Refused as exc:
         raise DatasetFormatError(path, str(exc)) from None
     except RecursionError:
