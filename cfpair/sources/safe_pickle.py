@@ -114,8 +114,7 @@ def _fast_pattern() -> re.Pattern[bytes]:
     counted = b"|".join(re.escape(bytes([n])) + b"[\\s\\S]{%d}" % n
                         for n in range(_SHORT_STRINGS + 1))
     return re.compile(
-        b"(?:[" + noarg + b"]|[Khq\\x80][\\s\\S]|M[\\s\\S]{2}|[Jj][\\s\\S]{4}"
-        b"|G[\\s\\S]{8}"
+        b"(?:G[\\s\\S]{8}|[" + noarg + b"]|[Khq\\x80][\\s\\S]|M[\\s\\S]{2}|[Jj][\\s\\S]{4}"
         b"|r[\\s\\S]{2}[\\x00-\\x0f]\\x00"  # LONG_BINPUT below 2**20: always small enough
         b"|[\\x8cCU](?:" + counted + b"))*+")
 
@@ -213,12 +212,13 @@ class _Global(_StandIn):
 class _DtypeStub(_StandIn):
     """A numpy dtype under construction: type code first, then numpy's own state, checked."""
 
-    __slots__ = ("dtype", "built")
+    __slots__ = ("dtype", "built", "values_checked")
     label = "numpy dtype"
 
     def __init__(self, dtype: np.dtype) -> None:
         self.dtype = dtype
         self.built = False
+        self.values_checked = dtype.kind in "bU"  # bool bytes 0/1, str code points valid
 
     def __setstate__(self, state: Any) -> None:
         if self.built or type(state) is not tuple or len(state) < 2:
@@ -287,10 +287,11 @@ def _dtype_of(stub: Any) -> np.dtype:
 
 def _shape_of(shape: Any, itemsize: int) -> tuple[tuple[int, ...], int]:
     """A pickled shape -> (shape, number of bytes the data must have)."""
-    if (type(shape) is not tuple or len(shape) > MAX_NDIM or not set(map(type, shape)) <= {int}
-            or (shape and not 0 <= min(shape) <= max(shape) < _MAX_NBYTES)):
-        shown = _show_tuple(shape) if type(shape) is tuple else _show(shape)
-        raise _Refused(f"numpy shape {shown} is not a tuple of sizes")
+    if type(shape) is not tuple or len(shape) > MAX_NDIM:
+        raise _Refused(f"numpy shape {_show(shape)} is not a tuple of sizes")
+    for n in shape:  # one or two sizes in practice: a plain loop is the fastest check
+        if type(n) is not int or not 0 <= n < _MAX_NBYTES:
+            raise _Refused(f"numpy shape {_show_tuple(shape)} is not a tuple of sizes")
     nbytes = math.prod(shape) * itemsize
     if nbytes >= _MAX_NBYTES or (not nbytes and math.prod(n or 1 for n in shape) >= _MAX_NBYTES):
         raise _Refused(f"numpy shape {_show_tuple(shape)} is larger than numpy can hold")
@@ -310,20 +311,26 @@ def _check_values(flat: np.ndarray, dt: np.dtype) -> None:
 
 
 def _from_bytes(load: _Load, raw: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
-    dt = _dtype_of(dtype)
+    if type(dtype) is not _DtypeStub:
+        raise _Refused("a numpy array or scalar whose dtype is not a plain numpy dtype")
+    dt = dtype.dtype
     if not dt.itemsize:  # 'S0'/'U0': only numpy's empty str/bytes scalars use it, never arrays
         raise _Refused(f"numpy array of dtype {dt.str}0: elements of zero bytes")
     shape, need = _shape_of(shape, dt.itemsize)
-    if type(raw) not in (bytes, bytearray) or type(order) is not str or order not in ("C", "F"):
+    if type(raw) is not bytes and type(raw) is not bytearray:
         raise _Refused("numpy array data must be raw bytes (object arrays are not allowed)")
+    if type(order) is not str or order not in ("C", "F"):
+        raise _Refused(f"numpy array order {_show(order)} (only 'C' and 'F')")
     if need != len(raw):
         raise _Refused(f"numpy array of shape {_show_tuple(shape)} and dtype {dt.str} needs "
                        f"{need} bytes, the file holds {len(raw)}")
     load.charge(need, "a numpy array")
     flat = np.frombuffer(raw, dtype=dt)
-    if dt.kind in "bU":
+    if dtype.values_checked:
         _check_values(flat, dt)
-    return flat.reshape(shape, order=order).copy(order=order)
+    if order == "C" or len(shape) < 2:
+        return flat.reshape(shape).copy()
+    return flat.reshape(shape, order="F").copy(order="F")
 
 
 class _Dtype(_Global):
@@ -593,8 +600,13 @@ class _Walk:
     def _children(self, seq: Any, depth: int) -> tuple[list[Any], int, bool]:
         out, height, changed = [], 0, False
         for v in seq:
-            if type(v) in _LEAVES:
+            t = type(v)
+            if t in _LEAVES:
                 out.append(v)
+                continue
+            if t is _ArrayStub and v.array is not None:  # the common case, without bookkeeping
+                out.append(v.array)
+                changed = True
                 continue
             nv, h = self.visit(v, depth + 1)
             out.append(nv)

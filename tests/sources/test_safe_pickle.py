@@ -377,7 +377,7 @@ REFUSED = {  # name -> (whole pickle, a word the message must contain)
                                          + b"tb"), "malformed"),
     "frombuffer order 'K'": (pp.whole(pp.call("numpy.core.numeric", "_frombuffer",
                                               pp.binbytes(b"\0" * 8), pp.dtype("f8"),
-                                              pp.pk((1,)), pp.u("K"))), "raw bytes"),
+                                              pp.pk((1,)), pp.u("K"))), "order"),
     # stand-ins: BUILD on them, slot state, leaking into keys and sets
     "slot state on a global": (pp.whole(pp.glob("numpy", "dtype") + b"N}" + pp.u("label")
                                         + pp.u("x") + b"s\x86b"), "state of numpy.dtype"),
