@@ -12,15 +12,17 @@ a small checked stand-in, made afresh for each load (nothing is shared between l
   ``defaultdict`` factory) accept only already-built, bounded arguments (no ``bytearray(10**12)``,
   no iterators);
 - numpy dtypes are rebuilt from a plain type code (bool, int, uint, float, complex, fixed-width
-  str/bytes of at least one character only: never object, void, structured or datetime), and
-  their pickled state must equal, field for field, the state numpy itself writes for that code —
-  so no flag tricks;
+  str/bytes only: never object, void, structured or datetime; the zero-width ``S0``/``U0`` only
+  for numpy's empty str/bytes scalars, never for arrays), and their pickled state must equal,
+  field for field, the state numpy itself writes for that code — so no flag tricks;
 - numpy arrays and scalars are rebuilt by ``np.frombuffer`` from raw bytes whose length must equal
   shape × itemsize before anything is allocated; numpy's own ``__setstate__`` never sees a pickle's
-  arguments. Bool data must be 0/1 and str data valid Unicode scalar values (no surrogates);
+  arguments (like it, we return non-native byte order as native, except for protocol 5's
+  ``_frombuffer``). Bool data must be 0/1 and str data valid Unicode scalar values (no
+  surrogates), so nothing fails later when the values are used;
 - everything the stand-ins copy (array data, ``bytearray``, ``list``, ``set``, latin-1 text) is
-  charged to a budget of twice the file size, so one large string referenced many times through
-  the memo cannot be turned into many large copies.
+  charged to a budget of twice the file size plus 1 MiB, so one large value referenced many times
+  through the memo cannot be turned into many large copies.
 
 A walk after loading replaces the stand-ins by real values (numpy arrays, dtypes and scalars;
 ``OrderedDict``/``defaultdict`` come back as plain dicts), refuses a stand-in left as a value,
@@ -33,9 +35,15 @@ it runs, with a :class:`DatasetFormatError` that names the file and, where there
 global. Error messages never ``repr`` a file's objects (a shared list-of-lists can have an
 exponentially long repr).
 
-Known limit: dicts and sets are filled by CPython itself, so keys chosen to share one hash (large
-ints, tuples of floats) make their insertion quadratic — bounded by the file size, but a file of
-megabytes can take minutes. Load files whose size you do not trust in a worker with a timeout.
+While ``copyreg`` has extension codes registered (CPython registers none), loads use CPython's
+pure-Python unpickler with EXT refused, because the C one answers an EXT opcode from a
+process-wide cache of real objects without asking ``find_class``.
+
+Ints are limited to 9 bytes (every int64/uint64 fits): larger ones only serve to make many dict
+keys share one hash. Known limit: dicts and sets are filled by CPython itself, so tuple keys
+whose numbers are chosen to share one tuple hash still make insertion quadratic — bounded by the
+file size, but 20 000 such keys take seconds and a file of megabytes minutes, as with
+``pickle.loads``. Load files whose origin you do not trust in a worker with a timeout.
 """
 
 from __future__ import annotations
@@ -84,9 +92,9 @@ def _show(x: Any) -> str:
     return f"<{t.__name__}>"
 
 
-def _clean(name: str) -> str:
-    """A module/global name from the file, cut short and with control characters escaped."""
-    return name[:80].encode("unicode_escape").decode("ascii")
+def _clean(name: str, limit: int = 80) -> str:
+    """Text from the file, cut short and with control characters escaped (no forged lines)."""
+    return name[:limit].encode("unicode_escape").decode("ascii")
 
 
 # --- the opcode scan ---------------------------------------------------------------------------
@@ -105,6 +113,11 @@ _COUNTED = {  # opcode -> (bytes of its length field, signed)
     0x8D: (8, False), 0x8E: (8, False), 0x96: (8, False),
 }
 _LINE_OPS = frozenset(b"ILSVFg")  # one newline-terminated argument (PUT 'p' is checked apart)
+# Ints hash to themselves modulo 2**61 - 1, so k * (2**61 - 1) for k = 1..n are n keys with one
+# hash: a dict of them fills in O(n**2). Capped at 9 bytes (every int64 and uint64 fits), at most
+# ~2 * 2**10 ints share a hash.
+_LONGS = frozenset({0x8A, 0x8B, ord("I"), ord("L")})
+_MAX_INT_BYTES = 9
 _SHORT_STRINGS = 48  # SHORT_BINUNICODE/BYTES/STRING up to this length are skipped by the regex
 
 
@@ -138,6 +151,9 @@ def _scan(data: bytes) -> None:
             size = int.from_bytes(data[pos + 1:pos + 1 + width], "little", signed=signed)
             if size < 0 or pos + 1 + width + size > end:
                 raise _Refused(f"pickle data was truncated ({size} bytes claimed at {pos})")
+            if op in _LONGS and size > _MAX_INT_BYTES:
+                raise _Refused(f"pickle has an integer of {size} bytes at {pos} (more than "
+                               f"{_MAX_INT_BYTES}: such ints only serve to collide dict hashes)")
             pos += 1 + width + size
         elif op in _LINE_OPS or op == 0x63 or op == 0x70:  # c GLOBAL: two lines; p PUT
             nl = data.find(b"\n", pos + 1)
@@ -145,6 +161,8 @@ def _scan(data: bytes) -> None:
                 nl = data.find(b"\n", nl + 1) if nl >= 0 else -1
             if nl < 0:
                 raise _Refused("pickle data was truncated (unterminated line)")
+            if op in _LONGS and nl - pos > 25:  # I/L, sign, 22 digits (9 bytes), L
+                raise _Refused(f"pickle has an integer of {nl - pos - 1} digits at {pos}")
             if op == 0x70:
                 digits = data[pos + 1:nl]
                 if not digits.isdigit() or len(digits) > 20:
@@ -683,7 +701,7 @@ def safe_load(path: str | Path) -> Any:
 def _describe(exc: BaseException) -> str:
     """An exception from CPython or numpy, described without repr-ing file objects."""
     if all(type(a) in (str, int) for a in exc.args):
-        return f"{type(exc).__name__}: {str(exc)[:200]}"
+        return f"{type(exc).__name__}: {_clean(str(exc), 200)}"
     return f"{type(exc).__name__}: {', '.join(_show(a) for a in exc.args[:3])}"
 
 

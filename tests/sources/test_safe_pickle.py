@@ -365,7 +365,7 @@ REFUSED = {  # name -> (whole pickle, a word the message must contain)
     # shapes
     "shape of 32 ints of 160000 bits": (pp.whole(_reconstruct_head() + b"(K\x01(" + (
         b"\x8b" + struct.pack("<I", 20000) + b"\x7f" * 20000) * 32 + b"t" + pp.dtype("f8")
-        + b"\x89" + pp.binbytes(b"") + b"tb"), "shape"),
+        + b"\x89" + pp.binbytes(b"") + b"tb"), "integer"),
     "zero-size shape numpy cannot hold": (pp.whole(pp.array(pp.dtype("f8"), (0, 2**61, 4),
                                                             pp.binbytes(b""))), "numpy can hold"),
     "33 dimensions": (pp.whole(pp.array(pp.dtype("f8"), (1,) * 33, pp.binbytes(b"\0" * 8))),
@@ -410,7 +410,14 @@ REFUSED = {  # name -> (whole pickle, a word the message must contain)
                                                pp.call("builtins", "bytearray",
                                                        pp.binbytes(bytes(8))))), "raw bytes"),
     "complex of a huge int": (pp.whole(pp.call("builtins", "complex", pp.pk(10**400))),
-                              "OverflowError"),
+                              "integer"),
+    # ints that only serve to share one hash: 20000 dict keys k * (2**61 - 1) take seconds
+    "colliding int keys": (pp.whole(b"}(" + b"".join(pp.pk(k * (2**61 - 1)) + b"N"
+                                                     for k in range(1, 20_001)) + b"u"), "integer"),
+    "int of 10 bytes": (pp.whole(pp.pk(1 << 72)), "integer"),
+    "LONG4 of 10 bytes": (pp.whole(b"\x8b\x0a\x00\x00\x00" + b"\x01" * 10), "integer"),
+    "text INT of 30 digits": (b"I" + b"9" * 30 + b"\n.", "integer"),
+    "text LONG of 30 digits": (b"L" + b"9" * 30 + b"L\n.", "integer"),
     # names: control characters cannot forge log lines
     "newline in a global": (pp.whole(pp.glob("os\nINFO all good", "system")), "not allowed"),
     "GET of an unset memo index": (pp.whole(b"h\x05"), "Memo"),
@@ -480,6 +487,18 @@ def test_nesting_limit_is_exact_and_counts_shared_paths():
     assert safe_loads(pickle.dumps([[shared] * 30_000]))[0][-1] == shared
     assert safe_loads(pickle.dumps([[shared, [shared]]] * 30_000))[-1][1][0] == shared
     assert time.perf_counter() - t0 < 3
+
+
+def test_errors_from_cpython_cannot_forge_log_lines():
+    with pytest.raises(DatasetFormatError) as err:  # C's FLOAT error quotes the line, newline too
+        safe_loads(b"F1e999\n.")
+    assert "\n" not in str(err.value) and "OverflowError" in str(err.value)
+
+
+def test_ints_of_every_machine_width_load():
+    ints = [0, -1, 2**31, -(2**63), 2**63 - 1, 2**64 - 1, -(2**64), 2**71 - 1, -(2**71)]
+    for protocol in range(6):
+        assert safe_loads(pickle.dumps(ints, protocol=protocol)) == ints
 
 
 def test_budget_allows_every_byte_of_a_real_file_once():
