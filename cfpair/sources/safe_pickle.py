@@ -8,9 +8,9 @@ gigabytes). Every global a pickle names is then looked up in an exact table of (
 pairs — no prefixes, no dotted names — and what the table returns is never the real object but
 a small checked stand-in, made afresh for each load (nothing is shared between loads):
 
-- builtin containers (``set``, ``frozenset``, ``bytearray``, ``complex``, ``list`` as a
-  ``defaultdict`` factory) accept only already-built, bounded arguments (no ``bytearray(10**12)``,
-  no iterators);
+- builtin containers (``set``, ``frozenset``, ``bytearray``, ``complex``, ``list``) accept only
+  already-built, bounded arguments (no ``bytearray(10**12)``, no iterators); ``dict``, ``int``,
+  ``float``, ``str``, ``tuple``, ``bool`` may only be named as a ``defaultdict`` factory;
 - numpy dtypes are rebuilt from a plain type code (bool, int, uint, float, complex, fixed-width
   str/bytes only: never object, void, structured or datetime; the zero-width ``S0``/``U0`` only
   for numpy's empty str/bytes scalars, never for arrays), and their pickled state must equal,
@@ -67,6 +67,8 @@ MAX_NDIM = 32
 _MAX_NBYTES = 1 << 62  # numpy's own limit on shape × itemsize (ignoring zero dimensions)
 _DTYPE_CODE = re.compile(r"[<>|=]?(b1|[iu][1248]|f(2|4|8|16)|c(8|16|32)|[US](0|[1-9][0-9]{0,6}))")
 _MODULE_ALIASES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
+_NAME_ALIASES = {("builtins", "long"): ("builtins", "int"),
+                 ("builtins", "unicode"): ("builtins", "str")}
 _LEAVES = frozenset({str, bytes, bytearray, int, float, complex, bool, type(None)})
 _SEQUENCES = frozenset({tuple, list})
 
@@ -482,18 +484,41 @@ class _Encode(_Global):
         return text.encode("latin-1")
 
 
-class _Dict(_Global):
-    """``collections.OrderedDict`` / ``defaultdict``: data is returned as a plain dict."""
+class _OrderedDict(_Global):
+    """``collections.OrderedDict()``: pickle fills it with SETITEMS; returned as a plain dict."""
+
+    __slots__ = ()
+    label = "collections.OrderedDict"
+
+    def __call__(self, *args: Any) -> dict[Any, Any]:
+        if args:
+            raise _Refused("collections.OrderedDict with arguments (pickle never passes any)")
+        return {}
+
+
+class _Factory(_Global):
+    """A builtin type named only as a ``defaultdict`` factory; calling it is refused."""
+
+    __slots__ = ()
+    label = "builtins type"
+
+    def __call__(self, *args: Any) -> Any:
+        raise _Refused("a builtin type called by a pickle (only allowed as a defaultdict factory)")
+
+
+class _Defaultdict(_Global):
+    """``collections.defaultdict(factory)``: pickle fills it with SETITEMS; a plain dict."""
 
     __slots__ = ()
     label = "collections.defaultdict"
 
     def __call__(self, factory: Any = None, *rest: Any) -> dict[Any, Any]:
-        if rest or not (factory is None or type(factory) in (_List, _Dict, _Set)):
-            raise _Refused("collections.defaultdict with a factory other than list/dict/set")
+        if rest or not (factory is None or type(factory) in _FACTORIES):
+            raise _Refused("collections.defaultdict with a factory that is not a builtin type")
         return {}
 
 
+_FACTORIES = (_List, _Set, _Frozenset, _Factory, _OrderedDict, _Defaultdict)
 _NUMPY: dict[str, type[_Global]] = {"_reconstruct": _Reconstruct, "scalar": _Scalar}
 GLOBALS: dict[tuple[str, str], type[_Global]] = {
     ("builtins", "set"): _Set,
@@ -503,8 +528,9 @@ GLOBALS: dict[tuple[str, str], type[_Global]] = {
     ("builtins", "bytes"): _Bytes,
     ("builtins", "complex"): _Complex,
     ("_codecs", "encode"): _Encode,
-    ("collections", "OrderedDict"): _Dict,
-    ("collections", "defaultdict"): _Dict,
+    ("collections", "OrderedDict"): _OrderedDict,
+    ("collections", "defaultdict"): _Defaultdict,
+    **{("builtins", name): _Factory for name in ("dict", "int", "float", "str", "tuple", "bool")},
     ("numpy", "ndarray"): _Ndarray,
     ("numpy", "dtype"): _Dtype,
     **{(mod, name): fn for mod in ("numpy.core.multiarray", "numpy._core.multiarray")
@@ -527,6 +553,7 @@ class _Checks:
 
     def find_class(self, module: str, name: str) -> Any:
         key = (_MODULE_ALIASES.get(module, module), name)
+        key = _NAME_ALIASES.get(key, key)  # what Python 3 writes for Python 2 (protocols 0-2)
         cls = GLOBALS.get(key)
         if cls is None:
             raise _Refused(f"pickle refers to {_clean(module)}.{_clean(name)}, which is not "

@@ -405,7 +405,9 @@ REFUSED = {  # name -> (whole pickle, a word the message must contain)
     "defaultdict of a dtype": (pp.whole(pp.call("collections", "defaultdict",
                                                 pp.glob("numpy", "dtype"))), "factory"),
     "OrderedDict of items": (pp.whole(pp.call("collections", "OrderedDict", pp.pk([(1, 2)]))),
-                             "factory"),
+                             "collections.OrderedDict"),
+    "defaultdict of a string": (pp.whole(pp.call("collections", "defaultdict", pp.u("x"))),
+                                "collections.defaultdict"),
     "scalar of a bytearray": (pp.whole(pp.call("numpy.core.multiarray", "scalar", pp.dtype("f8"),
                                                pp.call("builtins", "bytearray",
                                                        pp.binbytes(bytes(8))))), "raw bytes"),
@@ -493,6 +495,18 @@ def test_errors_from_cpython_cannot_forge_log_lines():
     with pytest.raises(DatasetFormatError) as err:  # C's FLOAT error quotes the line, newline too
         safe_loads(b"F1e999\n.")
     assert "\n" not in str(err.value) and "OverflowError" in str(err.value)
+
+
+def test_defaultdicts_of_every_builtin_factory_load_as_plain_dicts():
+    for factory in (dict, list, set, frozenset, int, float, str, tuple, bool,
+                    collections.OrderedDict):
+        dd = collections.defaultdict(factory, a=factory(), b=factory())
+        for protocol in range(6):
+            out = safe_loads(pickle.dumps({"dd": dd}, protocol=protocol))["dd"]
+            assert type(out) is dict and out == dict(dd), (factory, protocol)
+    for name in ("dict", "int", "str"):  # named as a factory only: calling one is refused
+        with pytest.raises(DatasetFormatError, match="factory"):
+            safe_loads(pp.whole(pp.call("builtins", name, pp.pk("1"))))
 
 
 def test_ints_of_every_machine_width_load():
