@@ -126,7 +126,8 @@ def check_provenance(rep: Sink, rec: PairRecord, where: str, man: RunManifest | 
         rep.add("provenance", where, f"split {rec.split!r} in a shard of split {split!r}")
     for key, got in (("source", prov.source), ("seed", prov.seed),
                      ("n_candidates", prov.n_candidates)):
-        if key in cfg and cfg[key] != got:
+        if key in cfg and cfg[key] != got and not (  # a source may name its sub-dataset
+                key == "source" and isinstance(got, str) and got.startswith(f"{cfg[key]}/")):
             rep.add("provenance", where, f"provenance {key} {got!r}, the run's config says "
                     f"{cfg[key]!r}")
     if man is not None and man.schema_version != prov.schema_version:
