@@ -111,7 +111,9 @@ def build_record(scn: Scenario, ctx: EvalContext, c: Candidates, pair: Pair, spl
                         anchor_time_s=round(float(scn.ego.t[ctx.anchor]), DECIMALS), seed=seed,
                         n_candidates=c.k, cfpair_version=__version__,
                         schema_version=lab.SCHEMA_VERSION, config_hash=config_hash,
-                        labeler="none", prompt_version=None)
+                        labeler="none", prompt_version=None,
+                        source_notes=[f"{k}: {v}" for k, v in
+                                      scn.meta.get("record_notes", {}).items()])
     return m.PairRecord(
         pair_id=pair_id(scn.source, scn.scenario_id, ctx.anchor), split=split, context=context,
         expert=_trajectory(ctx, c, pair, 0),

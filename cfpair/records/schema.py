@@ -197,6 +197,9 @@ class Provenance(Strict):
     prompt_version: str | None
     label_model: str | None = None
     frame: str = "ego rear axle at the anchor; x forward, y left, yaw CCW (rad)"
+    #: what the source had to guess or correct to read this scene ("key: value"), e.g. a
+    #: swapped ego size, the rear-axle offset, where the velocities come from
+    source_notes: list[str] = []
 
 
 class PairRecord(Strict):

@@ -258,6 +258,10 @@ def scenario_from_description(sd: Any, path: Path, scenario_id: str, o: LoadOpti
                             o.velocity == "positions" else "stored state.velocity"),
         "map": built.notes,
     }
+    info["record_notes"] = {k: str(info[k]) for k in (
+        "dataset", "original_id", "ego_size_correction", "ego_reference",
+        "ego_rear_to_center_source", "velocity_source", "agent_sizes_defaulted", "map")
+        if info[k] not in (None, "", [], {}, 0)}
     try:
         return Scenario(scenario_id, f"scenarionet/{dataset}", ego_traj, agents, built.geometry,
                         dt, anchors, ego_length=length, ego_width=width,

@@ -215,6 +215,14 @@ def test_cli_generates_and_validates_on_fixtures(dataset, tmp_path) -> None:
     v = subprocess.run([*run, "validate", str(out)], capture_output=True, text=True,
                        timeout=300, env=env)
     assert v.returncode == 0 and v.stdout.strip().endswith("valid"), v.stdout + v.stderr
+    from cfpair.records.shards import load_records
+    recs = load_records(out)
+    notes = {r.provenance.source: dict(n.split(": ", 1) for n in r.provenance.source_notes)
+             for r in recs}
+    # what the reader guessed or corrected reaches every record (issue 17: "written in it")
+    assert "swapped" in notes["scenarionet/nuscenes"]["ego_size_correction"]
+    assert notes["scenarionet/nuscenes"]["ego_reference"] == "rear axle"
+    assert all("velocity_source" in n for n in notes.values())
 
 
 def test_garbage_anywhere_in_a_description_is_a_format_error(scenes) -> None:
