@@ -23,7 +23,7 @@ from cfpair.counterfactual.candidates import build_candidates
 from cfpair.counterfactual.context import build_context
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
-from cfpair.errors import CfpairError
+from cfpair.errors import CfpairError, SceneRejected
 from cfpair.labels import rules
 from cfpair.labels.grounding import check_label
 from cfpair.labels.models import PairRecord, SafetyLabel
