@@ -42,7 +42,7 @@ def labeler_run(url: str, recs: list[PairRecord], concurrency: int, model: str
                 ) -> tuple[float, dict[str, float]]:
     """Wall seconds and stats of labelling ``recs``."""
     lab = LLMLabeler(LLMSettings(model=model, base_url=url, response_format="json_object",
-                                 concurrency=concurrency, cache=None, timeout_s=600,
+                                 concurrency=concurrency, llm_cache=None, request_timeout=600,
                                  max_reasks=0, max_tokens=256))
     t0 = time.perf_counter()
     lab.run(recs)

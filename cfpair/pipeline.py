@@ -8,6 +8,7 @@ finish. Workers return Parquet bytes; only this process touches the output folde
 
 from __future__ import annotations
 
+import signal
 import time
 import traceback
 from collections import Counter
@@ -23,7 +24,7 @@ from cfpair.counterfactual.candidates import build_candidates
 from cfpair.counterfactual.context import build_context
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
-from cfpair.errors import CfpairError, SceneRejected
+from cfpair.errors import CfpairError, ConfigError, SceneRejected, SourceUnavailable
 from cfpair.labels import rules
 from cfpair.labels.grounding import check_label
 from cfpair.labels.models import PairRecord, SafetyLabel
@@ -92,15 +93,29 @@ def _source(cfg: GenerateConfig) -> ScenarioSource:
     return _SOURCES[key]
 
 
+def _split_refs(src: ScenarioSource, cfg: GenerateConfig, split: str) -> list[ScenarioRef]:
+    """The refs of one split; a split the source does not have is an error listing those it has."""
+    known = src.splits() if hasattr(src, "splits") else None
+    if known is not None and split not in known:
+        raise ConfigError(f"source {cfg.source!r}{f' at {cfg.root}' if cfg.root else ''} has no "
+                          f"split {split!r}; splits that exist: {', '.join(known) or 'none'}")
+    return src.list(split)
+
+
 def plan(cfg: GenerateConfig) -> list[ShardSpec]:
-    """All shards of the run, in order."""
+    """All shards of the run, in order; a run with no scene at all is an error."""
     src = _source(cfg)
     specs = []
     for split in cfg.splits:
-        refs = src.list(split)
+        refs = _split_refs(src, cfg, split)
         refs = refs[: cfg.limit] if cfg.limit is not None else refs
         chunks = [refs[i:i + cfg.shard_size] for i in range(0, len(refs), cfg.shard_size)]
         specs += [ShardSpec(split, i, len(chunks), tuple(c)) for i, c in enumerate(chunks)]
+    if not specs:
+        known = src.splits() if hasattr(src, "splits") else []
+        raise ConfigError(f"0 scenes in split(s) {', '.join(cfg.splits)} of source "
+                          f"{cfg.source!r}{f' at {cfg.root}' if cfg.root else ''}; splits that "
+                          f"exist: {', '.join(known) or 'none'}")
     return specs
 
 
@@ -238,11 +253,22 @@ def _run_local(specs: list[ShardSpec], cfg: GenerateConfig) -> Iterator[ShardRes
         for spec in specs:
             yield process_shard(spec, cfg)
         return
-    with ProcessPoolExecutor(max_workers=cfg.workers,
-                             mp_context=get_context("forkserver")) as pool:
-        yield from _bounded(lambda s: pool.submit(process_shard, s, cfg), specs,
-                            2 * cfg.workers,
-                            lambda fs: _as_sets(wait(fs, return_when=FIRST_COMPLETED)))
+    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("forkserver"),
+                             initializer=_ignore_sigint) as pool:
+        try:
+            yield from _bounded(lambda s: pool.submit(process_shard, s, cfg), specs,
+                                2 * cfg.workers,
+                                lambda fs: _as_sets(wait(fs, return_when=FIRST_COMPLETED)))
+        except KeyboardInterrupt:
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()    # shards in flight are lost; they are redone on resume
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which reports what was written and stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _as_sets(res: Any) -> tuple[set[Future], set[Future]]:
@@ -258,7 +284,12 @@ def _run_dask(specs: list[ShardSpec], cfg: GenerateConfig) -> Iterator[ShardResu
                           "pip install 'cfpair[dask]'") from None
     cluster = None
     if cfg.scheduler:
-        client = Client(cfg.scheduler, timeout=30)
+        try:
+            client = Client(cfg.scheduler, timeout=5)
+        except (OSError, TimeoutError) as exc:
+            raise SourceUnavailable(f"no Dask scheduler answered at {cfg.scheduler} within 5 s "
+                                    f"({type(exc).__name__}); start one with `dask scheduler` "
+                                    "or leave out --scheduler for a local cluster") from None
     else:
         cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=1, host="127.0.0.1",
                                dashboard_address=None, processes=True)
@@ -273,13 +304,16 @@ def _run_dask(specs: list[ShardSpec], cfg: GenerateConfig) -> Iterator[ShardResu
             cluster.close()
 
 
-def generate(cfg: GenerateConfig, on_progress: Callback | None = None) -> RunSummary:
-    """Run (or resume) a generation into ``cfg.out``."""
+def generate(cfg: GenerateConfig, on_progress: Callback | None = None,
+             on_plan: Callable[[list[ShardSpec]], None] | None = None) -> RunSummary:
+    """Run (or resume) a generation into ``cfg.out``; ``on_plan`` sees the shards first."""
     started = time.perf_counter()
+    specs = plan(cfg)
+    if on_plan:
+        on_plan(specs)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.open(out, cfg.content(), cfg.hash(), cfg.overwrite)
-    specs = plan(cfg)
+    manifest = Manifest.open(out, cfg.hashed(), cfg.hash(), cfg.overwrite)
     todo = [s for s in specs if not manifest.done(s.name)]
     resumed = len(specs) - len(todo)
     if on_progress:

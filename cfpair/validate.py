@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from cfpair.counterfactual.rebuild import ROLES, recompute_facts
 from cfpair.labels.grounding import check_label
 from cfpair.labels.models import Facts, PairRecord, Trajectory
+from cfpair.progress import track
 from cfpair.shards import sha256
 
 CHECKS = ("manifest", "shard_missing", "unlisted_shard", "checksum", "unreadable", "row_count",
@@ -185,7 +186,7 @@ def validate(out: str | Path, recompute: bool = True) -> Report:
         rep.add("unlisted_shard", name, "a shard file the manifest does not list")
     seen: dict[str, str] = {}
     rows_total = 0
-    for name, entry in sorted(shards.items()):
+    for name, entry in track(sorted(shards.items()), "validate", unit="shards"):
         path = out / name
         if not path.is_file():
             rep.add("shard_missing", name, f"listed in the manifest ({entry.get('rows')} rows) "

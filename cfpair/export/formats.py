@@ -44,6 +44,7 @@ from cfpair.export.text import (
     scene_prompt,
 )
 from cfpair.labels.models import PairRecord
+from cfpair.progress import track
 from cfpair.shards import atomic_write, card_yaml, load_records, parquet_bytes
 
 FORMATS = ("trl-sft", "trl-dpo", "trl-grpo", "llamafactory", "verl")
@@ -209,6 +210,7 @@ def export(out: str | Path, dest: str | Path, fmt: str, images: str = "camera",
 
 def _parquet(recs: list[PairRecord], split: str, dest: Path, fmt: str,
              image: Callable[[PairRecord], SceneImage]) -> list[Path]:
+    recs = track(recs, f"export {split}", len(recs), "rows")  # type: ignore[assignment]
     if fmt == "verl":
         rows = [verl_row(r, image(r), split, i) for i, r in enumerate(recs)]
         path = dest / f"{split}.parquet"
@@ -225,7 +227,7 @@ def _llamafactory(recs: list[PairRecord], split: str, dest: Path, fmt: str,
                   image: Callable[[PairRecord], SceneImage]) -> list[Path]:
     (dest / "images").mkdir(exist_ok=True)
     sft, dpo = [], []
-    for rec in recs:
+    for rec in track(recs, f"export {split}", unit="rows"):
         img = image(rec)
         rel = f"images/{rec.pair_id}{img.suffix}"
         atomic_write(dest / rel, img.data)

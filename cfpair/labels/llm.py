@@ -47,16 +47,16 @@ class LLMSettings:
     api_key_env: str = "OPENAI_API_KEY"
     response_format: str = "auto"
     concurrency: int = 8
-    timeout_s: float = 60.0
+    request_timeout: float = 60.0
     max_retries: int = 4
     max_reasks: int = 2
-    fallback: str = "rules"
+    label_fallback: str = "rules"
     temperature: float = 0.0
     max_tokens: int = 768
     prompt_version: str = "v1"
     price_input: float = 0.0
     price_output: float = 0.0
-    cache: str | None = None
+    llm_cache: str | None = None
     with_images: bool = False
     image_root: str | None = None
     backoff_s: float = 0.5
@@ -67,12 +67,13 @@ class LLMSettings:
         if self.response_format not in FORMATS:
             raise ConfigError(f"response_format must be one of {FORMATS}, "
                               f"got {self.response_format!r}")
-        if self.fallback not in FALLBACKS:
-            raise ConfigError(f"label_fallback must be one of {FALLBACKS}, got {self.fallback!r}")
+        if self.label_fallback not in FALLBACKS:
+            raise ConfigError(f"label_fallback must be one of {FALLBACKS}, "
+                              f"got {self.label_fallback!r}")
         if self.concurrency < 1 or self.max_retries < 0 or self.max_reasks < 0:
             raise ConfigError("concurrency must be >= 1, max_retries and max_reasks >= 0")
-        if self.timeout_s <= 0:
-            raise ConfigError(f"request timeout must be > 0 s, got {self.timeout_s}")
+        if self.request_timeout <= 0:
+            raise ConfigError(f"request_timeout must be > 0 s, got {self.request_timeout}")
         prompt.templates(self.prompt_version)
 
 
@@ -187,7 +188,7 @@ class LLMLabeler:
         self.contradictions: Counter[str] = Counter()
         self.mode = "json_schema" if settings.response_format == "auto" \
             else settings.response_format
-        self.cache = RequestCache(settings.cache) if settings.cache else None
+        self.cache = RequestCache(settings.llm_cache) if settings.llm_cache else None
         self._client: openai.AsyncOpenAI | None = None
         self._sem: asyncio.Semaphore | None = None
 
@@ -274,8 +275,8 @@ class LLMLabeler:
 
     # -- one record -----------------------------------------------------------------------
     def _fallback(self, rec: PairRecord, attempts: int, error: str) -> Outcome:
-        self.stats.counts[f"fallback_{self.s.fallback}"] += 1
-        if self.s.fallback == "rules":
+        self.stats.counts[f"fallback_{self.s.label_fallback}"] += 1
+        if self.s.label_fallback == "rules":
             return Outcome(rules.label(rec), "fallback", rules.NAME, attempts, error)
         return Outcome(None, "unlabeled", NAME, attempts, error)
 
@@ -338,7 +339,7 @@ class LLMLabeler:
         """Label every record with at most ``concurrency`` requests in flight."""
         key = os.environ.get(self.s.api_key_env) or "not-needed"
         self._client = openai.AsyncOpenAI(base_url=self.s.base_url, api_key=key,
-                                          timeout=self.s.timeout_s, max_retries=0)
+                                          timeout=self.s.request_timeout, max_retries=0)
         self._sem = asyncio.Semaphore(self.s.concurrency)
         try:
             return list(await asyncio.gather(*(self._guarded(r) for r in records)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cfpair.progress import track
 from cfpair.render.bev import review_png
 from cfpair.render.report import grid_png, write_report
 from cfpair.shards import atomic_write, load_records, read_records
@@ -35,7 +36,7 @@ def render(out: str | Path, dest: str | Path | None = None, limit: int = 20,
     res = RenderResult(rows=read_records(out, split).num_rows)
     recs = load_records(out, split, limit, ids)
     images: dict[str, bytes] = {}
-    for rec in recs:
+    for rec in track(recs, "render", unit="pairs"):
         path = dest / "pairs" / f"{rec.pair_id}.png"
         images[rec.pair_id] = review_png(rec, dpi)
         atomic_write(path, images[rec.pair_id])

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cfpair.progress import track
 from cfpair.train.data import Batch
 from cfpair.train.model import TinyVLA, inputs
 from cfpair.train.scoring import Scorer
@@ -133,7 +134,7 @@ def train_grpo(model: TinyVLA, data: Batch, scorer: Scorer, cfg: GRPOConfig, see
     gen = torch.Generator(device="cpu").manual_seed(seed)
     lam = 0.0
     log = GRPOLog()
-    for _ in range(cfg.steps):
+    for _ in track(range(cfg.steps), "grpo", unit="steps"):
         idx = rng.choice(len(data), size=min(cfg.scenes_per_step, len(data)), replace=False)
         b = data.take(idx)
         x = inputs(b, device)

@@ -16,6 +16,7 @@ import torch
 
 from cfpair.errors import ConfigError
 from cfpair.labels.models import PairRecord
+from cfpair.progress import track
 from cfpair.shards import load_records
 from cfpair.train.data import Batch, encode
 from cfpair.train.evaluate import Metrics, evaluate
@@ -149,7 +150,7 @@ def ablation(data: Split, seeds: list[int], device: torch.device, cfg: TrainConf
              echo: Callable[[str], None] = print) -> dict[str, dict[str, tuple[float, float]]]:
     """Mean and standard deviation over seeds of every metric of every arm."""
     per_seed = []
-    for seed in seeds:
+    for seed in track(seeds, "ablation seeds", unit="seeds"):
         t0 = time.perf_counter()
         per_seed.append(ablation_arms(data, seed, device, cfg))
         echo(f"seed {seed}: {time.perf_counter() - t0:.0f} s")
