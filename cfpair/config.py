@@ -30,9 +30,11 @@ if TYPE_CHECKING:
 DEFAULT_LLM_CACHE = "~/.cache/cfpair/llm-requests.sqlite"
 
 
-def _f(default: Any, help: str, minimum: float | None = None, *, above: bool = False) -> Any:
-    """A config field with its help text and lower bound (``above``: strictly greater)."""
-    meta = {"help": help, "min": minimum, "above": above}
+def _f(default: Any, help: str, minimum: float | None = None, *, above: bool = False,
+       metavar: str = "", shown: str | None = None) -> Any:
+    """A config field with its help text, lower bound (``above``: strictly greater), the
+    placeholder and default shown by ``--help`` (``shown``: when the default is computed)."""
+    meta = {"help": help, "min": minimum, "above": above, "metavar": metavar, "shown": shown}
     if isinstance(default, dict):
         return field(default_factory=dict, metadata=meta)
     return field(default=default, metadata=meta)
@@ -98,30 +100,40 @@ class _Part:
 class ContentSettings(_Part):
     """What goes into the records: always hashed."""
 
-    source: str = _f("synthetic", "synthetic | deepaccident | navsim | carla")
-    root: str | None = _f(None, "dataset root (not needed for synthetic)")
-    splits: tuple[str, ...] = _f((), "comma-separated splits [default: the source's own]")
-    limit: int | None = _f(None, "at most this many scenes per split [default: all]", 1)
-    seed: int = _f(0, "random seed")
-    n_candidates: int = _f(256, "candidate trajectories per anchor", 8)
-    max_anchors: int | None = _f(None, "at most this many anchors per scene [default: all]", 1)
-    shard_size: int = _f(32, "scenes per shard", 1)
-    labeler: Literal["rules", "openai"] = _f("rules", "rules | openai")
-    source_options: dict[str, Any] = _f({}, "source option key=value (repeatable)")
+    source: str = _f("synthetic", "synthetic | deepaccident | navsim | carla",
+                         metavar="NAME")
+    root: str | None = _f(None, "dataset root (not needed for synthetic)",
+                            metavar="DIR")
+    splits: tuple[str, ...] = _f((), "comma-separated splits", metavar="A,B",
+                                   shown="the source's own")
+    limit: int | None = _f(None, "at most this many scenes per split", 1,
+                           metavar="N", shown="all")
+    seed: int = _f(0, "random seed", metavar="N")
+    n_candidates: int = _f(256, "candidate trajectories per anchor", 8, metavar="K")
+    max_anchors: int | None = _f(None, "at most this many anchors per scene", 1,
+                                 metavar="N", shown="all")
+    shard_size: int = _f(32, "scenes per shard", 1, metavar="N")
+    labeler: Literal["rules", "openai"] = _f("rules", "rules | openai", metavar="NAME")
+    source_options: dict[str, Any] = _f({}, "source option key=value (repeatable)",
+                                         metavar="KEY=VALUE", shown="none")
 
 
 @dataclass(frozen=True)
 class LabelSettings(_Part):
     """What the LLM labeler writes: hashed when ``labeler`` is ``openai``."""
 
-    model: str | None = _f(None, "model name (required with --labeler openai)")
+    model: str | None = _f(None, "model name (required with --labeler openai)",
+                           metavar="NAME")
     response_format: Literal["auto", "json_schema", "json_object"] = _f(
-        "auto", "auto | json_schema | json_object")
-    max_reasks: int = _f(2, "re-asks after an invalid or contradicting label", 0)
-    label_fallback: Literal["rules", "skip"] = _f("rules", "rules | skip when the LLM gives up")
-    temperature: float = _f(0.0, "sampling temperature", 0.0)
-    max_tokens: int = _f(768, "completion token limit", 16)
-    prompt_version: str = _f("v1", "prompt templates shipped in cfpair/labels/prompts/")
+        "auto", "auto | json_schema | json_object", metavar="MODE")
+    max_reasks: int = _f(2, "re-asks after an invalid or contradicting label", 0,
+                         metavar="N")
+    label_fallback: Literal["rules", "skip"] = _f("rules", "rules | skip when the LLM gives up",
+                                                  metavar="NAME")
+    temperature: float = _f(0.0, "sampling temperature", 0.0, metavar="T")
+    max_tokens: int = _f(768, "completion token limit", 16, metavar="N")
+    prompt_version: str = _f("v1", "prompt templates shipped in cfpair/labels/prompts/",
+                             metavar="NAME")
     with_images: bool = _f(False, "attach camera images for vision models")
 
 
@@ -129,24 +141,29 @@ class LabelSettings(_Part):
 class ClientSettings(_Part):
     """How the LLM server is reached and paid: never hashed."""
 
-    base_url: str | None = _f(None, "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1")
-    api_key_env: str = _f("OPENAI_API_KEY", "environment variable holding the API key")
-    concurrency: int = _f(8, "LLM requests in flight per worker", 1)
-    request_timeout: float = _f(60.0, "seconds per LLM request", 0.0, above=True)
-    max_retries: int = _f(4, "retries on 429/5xx/timeouts", 0)
-    price_input: float = _f(0.0, "USD per 1M prompt tokens", 0.0)
-    price_output: float = _f(0.0, "USD per 1M completion tokens", 0.0)
-    llm_cache: str | None = _f(DEFAULT_LLM_CACHE, "sqlite request cache, 'none' to disable")
+    base_url: str | None = _f(None, "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1",
+                                metavar="URL", shown="the OpenAI API")
+    api_key_env: str = _f("OPENAI_API_KEY", "environment variable holding the API key",
+                          metavar="NAME")
+    concurrency: int = _f(8, "LLM requests in flight per worker", 1, metavar="N")
+    request_timeout: float = _f(60.0, "seconds per LLM request", 0.0, above=True,
+                                 metavar="SECONDS")
+    max_retries: int = _f(4, "retries on 429/5xx/timeouts", 0, metavar="N")
+    price_input: float = _f(0.0, "USD per 1M prompt tokens", 0.0, metavar="USD")
+    price_output: float = _f(0.0, "USD per 1M completion tokens", 0.0, metavar="USD")
+    llm_cache: str | None = _f(DEFAULT_LLM_CACHE, "sqlite request cache, 'none' to disable",
+                                metavar="PATH")
 
 
 @dataclass(frozen=True)
 class ExecutionSettings(_Part):
     """Where the output goes and how fast it is made: never hashed."""
 
-    out: str = _f("cfpair-out", "output folder")
-    workers: int = _f(2, "worker processes", 1)
-    executor: Literal["local", "dask"] = _f("local", "local | dask")
-    scheduler: str | None = _f(None, "tcp://host:port of a running Dask scheduler")
+    out: str = _f("cfpair-out", "output folder", metavar="DIR")
+    workers: int = _f(2, "worker processes", 1, metavar="N")
+    executor: Literal["local", "dask"] = _f("local", "local | dask", metavar="NAME")
+    scheduler: str | None = _f(None, "tcp://host:port of a running Dask scheduler",
+                                metavar="URL", shown="a local cluster")
     overwrite: bool = _f(False, "replace an output folder written with another config")
 
 

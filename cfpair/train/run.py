@@ -65,7 +65,9 @@ def split_records(recs: list[PairRecord]) -> tuple[list[PairRecord], list[PairRe
         held = [r for r in held if r.provenance.scenario_id not in both]
     if len(train) < 2 or not held:
         raise ConfigError(f"need at least 2 training and 1 held-out pair, got {len(train)} / "
-                          f"{len(held)}")
+                          f"{len(held)} of {len(recs)} pairs (held out: the val and test splits, "
+                          "or, without them, the scenarios whose id hashes to 1 in 5; a "
+                          "scenario is never on both sides): generate more scenes")
     return train, held
 
 
