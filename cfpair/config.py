@@ -234,10 +234,10 @@ class GenerateConfig:
         if not c.splits:
             object.__setattr__(self, "content", replace(c, splits=tuple(cls.default_splits)))
         if getattr(cls, "needs_root", True) and c.root is None:
-            raise ConfigError(f"root: required for source {c.source!r} (--root DIR)")
+            raise ConfigError(f"root: --root is required for source {c.source!r}")
         if c.labeler == "openai":
             if not self.label.model:
-                raise ConfigError("model: required with --labeler openai (--model NAME)")
+                raise ConfigError("model: --model is required with --labeler openai")
             self.llm_settings()     # the prompt version must exist
         if self.execution.scheduler and self.execution.executor != "dask":
             raise ConfigError("scheduler: only used with --executor dask")

@@ -290,5 +290,5 @@ def _write_card(res: ExportResult, out: Path, images: str, man: dict[str, Any]) 
             f"forward, y left, metres, {XY_DECIMALS} decimals; yaw CCW radians, "
             f"{YAW_DECIMALS} decimals); `cfpair.export.text.parse_trajectory` reads them "
             "back. See `export.json` for the counts.", ""]
-    atomic_write(res.dest / "README.md", "\n".join(card_yaml(configs) + body).encode())
+    atomic_write(res.dest / "README.md", "\n".join(card_yaml(configs, res.dest) + body).encode())
     return path
