@@ -419,10 +419,11 @@ def stats(
     if as_json:
         typer.echo(json.dumps(counts, indent=1))
         return
+    table = Table(title=f"cfpair stats {out}")
+    for col in ("by", "value", "count"):
+        table.add_column(col, justify="right" if col == "count" else "left")
     for title, values in counts.items():
-        table = Table(title=title, show_header=False)
-        for key, n in values.items():
-            table.add_row(key, str(n))
-        if not values:
-            table.add_row("none", "0")
-        _echo_table(table)
+        for i, (key, n) in enumerate(values.items() or [("none", 0)]):
+            table.add_row(title if i == 0 else "", key, str(n),
+                          end_section=i == max(len(values), 1) - 1)
+    _echo_table(table)

@@ -21,6 +21,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from cfpair.errors import CfpairError
+
 T = TypeVar("T")
 _ACTIVE: ContextVar[Progress | None] = ContextVar("cfpair_progress", default=None)
 
@@ -34,7 +36,12 @@ def shown(console: Console | None = None) -> Iterator[Progress]:
     token = _ACTIVE.set(bars)
     try:
         with bars:
-            yield bars
+            try:
+                yield bars
+            except CfpairError:     # the error line says it all; no half-drawn bar above it
+                for tid in list(bars.task_ids):
+                    bars.remove_task(tid)
+                raise
     finally:
         _ACTIVE.reset(token)
 
