@@ -177,8 +177,8 @@ def test_a_hang_past_the_timeout_is_retried_and_then_given_up(records: list[Pair
     assert lab.outcomes[0].status == "ok" and lab.stats.counts["retry_timeout"] == 1
 
     with StubLLM(lambda n, b: Reply(delay_s=1.0, content="{}")) as stub:
-        lab = run(settings(stub, tmp_path, request_timeout=0.2, max_retries=1, label_fallback="skip"),
-                  records[:1])
+        lab = run(settings(stub, tmp_path, request_timeout=0.2, max_retries=1,
+                           label_fallback="skip"), records[:1])
     assert lab.outcomes[0].status == "unlabeled" and lab.outcomes[0].label is None
     assert lab.stats.counts["failed_timeout"] == 1 and lab.stats.counts["fallback_skip"] == 1
 
