@@ -24,7 +24,8 @@ def output_folder(out: str | Path) -> Path:
     out = Path(out)
     man = out / "manifest.json"
     if not out.is_dir():
-        raise ShardError(f"{out}: no such folder (expected the --out of cfpair generate)")
+        raise ShardError(f"{out}: no such folder, so no shards (expected the --out of cfpair "
+                         "generate)")
     if not man.is_file():
         raise ShardError(f"{out} is not a cfpair output folder (no manifest.json); write one "
                          f"with `cfpair generate --out {out}`")
