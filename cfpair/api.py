@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +71,23 @@ def load(out: str | Path, split: str | None = None, limit: int | None = None,
     ids, at most ``limit``), each validated against the record schema."""
     from cfpair.shards import load_records
 
-    return Records(load_records(output_folder(out), split, limit, ids))
+    folder = output_folder(out)
+    with unreadable_shards(folder):
+        return Records(load_records(folder, split, limit, ids))
+
+
+@contextmanager
+def unreadable_shards(out: Path) -> Iterator[None]:
+    """Shards that Arrow or the record schema cannot read: a ShardError pointing to validate."""
+    import pyarrow as pa
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except (pa.ArrowException, ValidationError, OSError, UnicodeDecodeError) as exc:
+        raise ShardError(f"{out}: cannot read its shards ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); "
+                         f"`cfpair validate {out}` names the file") from None
 
 
 def load_pandas(out: str | Path, split: str | None = None) -> pd.DataFrame:

@@ -14,13 +14,16 @@ from contextlib import contextmanager
 from dataclasses import fields
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 import typer.core
 
 from cfpair import __version__
 from cfpair.errors import CfpairError
+
+if TYPE_CHECKING:
+    from cfpair.config import GenerateConfig
 
 
 def _quiet_types() -> None:
@@ -172,7 +175,7 @@ def _parse_options(items: list[str]) -> dict[str, object]:
     return out
 
 
-def generate_config(config: str | None, flags: dict[str, Any]) -> Any:
+def generate_config(config: str | None, flags: dict[str, Any]) -> GenerateConfig:
     """The run's config: the TOML file's settings, then the flags given on the command line."""
     from cfpair.config import GenerateConfig, check_settings, load_toml
 

@@ -24,13 +24,13 @@ def _values(table: pa.Table, column: str) -> list[str]:
 
 def stats(out: str | Path) -> dict[str, dict[str, int]]:
     """{title: {value: count}} over every pair of ``out``, plus rejects by reason."""
-    from cfpair.api import output_folder
+    from cfpair.api import output_folder, unreadable_shards
     from cfpair.shards import read_records
 
     out = output_folder(out)
-    cols = [c for _, c in COLUMNS]
-    tops = sorted({c.split(".")[0] for c in cols})
-    table = read_records(out).select(tops).flatten()
+    tops = sorted({c.split(".")[0] for _, c in COLUMNS})
+    with unreadable_shards(out):
+        table = read_records(out).select(tops).flatten()
     res = {title: dict(Counter(_values(table, col)).most_common()) for title, col in COLUMNS}
     rejects: Counter[str] = Counter()
     path = out / "rejects.jsonl"

@@ -87,6 +87,8 @@ def interrupted_line(out: str | Path, shards_total: int) -> str:
         done = len(json.loads((Path(out) / "manifest.json").read_text()).get("shards", {}))
     except (OSError, ValueError, AttributeError):
         pass
+    if not shards_total:
+        return "interrupted before the first shard; nothing was written"
     return (f"interrupted: {done} of {plural(shards_total, 'shard')} written to {out}; "
             "re-run the same command to resume")
 

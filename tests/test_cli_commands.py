@@ -192,3 +192,11 @@ def test_ablation_table_is_saved_as_markdown_and_json(small_run: Path, tmp_path:
     for arm, row in data["arms"].items():
         assert f"| {arm} | {row['collision_rate']['mean']:.3f} ±" in md
     assert md in r.stdout.replace("\r", "")
+
+
+def test_a_garbage_shard_is_one_line_pointing_to_validate(small_run: Path, tmp_path: Path):
+    folder = tmp_path / "run"
+    shutil.copytree(small_run, folder)
+    next((folder / "data").glob("*.parquet")).write_bytes(b"not parquet at all")
+    for args in (["stats", str(folder)], ["show", str(folder), "x"]):
+        one_line_error(cli(*args), "cannot read its shards", f"cfpair validate {folder}")
