@@ -7,12 +7,9 @@ where a command writes; ``generate``'s options are the config's settings, one na
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +18,10 @@ import typer.core
 
 from cfpair import __version__
 from cfpair.errors import CfpairError
+from cfpair.flags import generate_config, generate_signature, help_with_default
 
 if TYPE_CHECKING:
-    from cfpair.config import GenerateConfig
+    pass
 
 
 def _quiet_types() -> None:
@@ -68,11 +66,6 @@ def _echo_table(table: Any) -> None:
     Console().print(table)
 
 
-def _help(text: str, default: str | bool) -> str:
-    """Help text with ``[default: X]`` (escaped from rich markup) for a computed default."""
-    return f"{text} \\[default: {default}]" if default is not False else text
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"cfpair {__version__}")
@@ -105,90 +98,6 @@ def bench_geometry(
 
 # --- generate: its options are the config's settings -------------------------------------
 
-#: extra spellings kept for old command lines (the first name is the setting's own)
-ALIASES = {"n_candidates": ("--candidates",), "splits": ("--split",),
-           "source_options": ("-o",)}
-
-
-def _setting_option(f: Any) -> inspect.Parameter:
-    """A typer option for one config setting: its name, help, bound and default."""
-    from cfpair.config import default_of, field_parts
-
-    hint = _part_hints()[field_parts()[f.name]][f.name]
-    default = default_of(f.name)
-    shown = f.metadata.get("shown") or (False if default in (None, "", ()) else
-                                        str(default).lower() if isinstance(default, bool)
-                                        else str(default))
-    flag = "--" + f.name.replace("_", "-")
-    extra: dict[str, Any] = {}
-    if f.metadata.get("min") is not None and hint in (int, float):
-        extra = {"min": f.metadata["min"], "clamp": False}
-    if f.name == "source_options":
-        flag, annotation = "--source-option", list[str]
-    elif hint is bool:
-        flag, annotation = f"{flag}/--no-{flag[2:]}", bool
-    else:
-        annotation = hint if hint in (int, float) else str
-    opt = typer.Option(None, flag, *ALIASES.get(f.name, ()),
-                       help=_help(f.metadata["help"], shown),
-                       show_default=False, metavar=f.metadata.get("metavar") or None,
-                       rich_help_panel=f"{_PANELS[field_parts()[f.name]]}", **extra)
-    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=opt,
-                             annotation=annotation)
-
-
-_PANELS = {"content": "What goes into the records", "label": "LLM labeler (--labeler openai)",
-           "client": "LLM server", "execution": "Where and how fast"}
-
-
-@cache
-def _part_hints() -> dict[str, dict[str, Any]]:
-    import typing
-
-    from cfpair.config import PARTS
-
-    out = {}
-    for part, cls in PARTS.items():
-        hints = typing.get_type_hints(cls)
-        for name, tp in hints.items():   # X | None -> X, Literal -> str
-            args = [a for a in typing.get_args(tp) if a is not type(None)]
-            if typing.get_origin(tp) is not None and len(args) == 1:
-                tp = args[0]
-            hints[name] = tp if tp in (int, float, bool, str) else str
-        out[part] = hints
-    return out
-
-
-def _parse_options(items: list[str]) -> dict[str, object]:
-    """``key=value`` pairs; values parsed as JSON where they can be (numbers, booleans)."""
-    from cfpair.errors import ConfigError
-
-    out: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"source_options: expected key=value, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
-def generate_config(config: str | None, flags: dict[str, Any]) -> GenerateConfig:
-    """The run's config: the TOML file's settings, then the flags given on the command line."""
-    from cfpair.config import GenerateConfig, check_settings, load_toml
-
-    base = load_toml(config) if config else {}
-    given = {k: v for k, v in flags.items() if v is not None}
-    if "splits" in given:
-        given["splits"] = tuple(s.strip() for s in given["splits"].split(",") if s.strip())
-    if "source_options" in given:
-        given["source_options"] = {**base.get("source_options", {}),
-                                   **_parse_options(given["source_options"])}
-    return GenerateConfig(**{**base, **check_settings(given)})
-
-
 def generate(config: str | None = None, **flags: Any) -> None:
     """Generate counterfactual safety pairs into Parquet shards (resumable)."""
     from cfpair import progress
@@ -214,20 +123,10 @@ def generate(config: str | None = None, **flags: Any) -> None:
     _echo_table(generate_table(cfg, summary))
 
 
-def _register_generate() -> None:
-    from cfpair.config import PARTS
-
-    params = [inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=str,
-                                default=typer.Option(None, "--config", metavar="TOML",
-                                                     help="TOML file with any of these "
-                                                          "settings (flags override it)"))]
-    params += [_setting_option(f) for cls in PARTS.values() for f in fields(cls)]  # type: ignore
-    generate.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    generate.__annotations__ = {p.name: p.annotation for p in params}
-    app.command("generate")(generate)
-
-
-_register_generate()
+generate.__signature__ = generate_signature()  # type: ignore[attr-defined]
+generate.__annotations__ = {p.name: p.annotation  # typer reads both
+                            for p in generate.__signature__.parameters.values()}  # type: ignore
+app.command("generate")(generate)
 
 
 # --- the commands on an output folder -------------------------------------------------------
@@ -272,11 +171,11 @@ def validate(
 def render(
     out: str = DIR,
     dest: str = typer.Option(None, "--out", metavar="DIR", show_default=False,
-                             help=_help("where to write the pictures", "DIR/render")),
+                             help=help_with_default("where to write the pictures", "DIR/render")),
     old_dest: str = typer.Option(None, "--dest", hidden=True, help="old name of --out"),
     limit: int = typer.Option(20, min=1, metavar="N", help="pairs to draw"),
     split: str = typer.Option(None, metavar="NAME", show_default=False,
-                              help=_help("only this split", "all")),
+                              help=help_with_default("only this split", "all")),
     pair_id: list[str] = typer.Option(None, "--id", metavar="PAIR_ID",  # noqa: B008
                                       help="draw these pairs (repeatable)"),
     grid: bool = typer.Option(True, "--grid/--no-grid", help="grid overview pages"),
@@ -309,12 +208,12 @@ def export(
                                help="camera (the front camera where the scene has a readable "
                                     "one, else the bird's-eye render) | bev (always)"),
     data_root: str = typer.Option(None, metavar="DIR", show_default=False,
-                                  help=_help("dataset root of the camera paths",
+                                  help=help_with_default("dataset root of the camera paths",
                                              "the generate run's --root")),
     split: str = typer.Option(None, metavar="A,B", show_default=False,
-                              help=_help("comma-separated splits", "all")),
+                              help=help_with_default("comma-separated splits", "all")),
     limit: int = typer.Option(None, min=1, metavar="N", show_default=False,
-                              help=_help("at most this many pairs per split", "all")),
+                              help=help_with_default("at most this many pairs per split", "all")),
     pixels: int = typer.Option(448, min=64, metavar="N", help="size of the bird's-eye image"),
 ) -> None:
     """Export pairs for TRL, LLaMA-Factory or verl (every row with an image)."""
@@ -346,7 +245,7 @@ def train(
                                                           "cuda"),
     lagrangian: bool = typer.Option(False, help="GRPO with the Lagrangian collision cost"),
     ckpt: str = typer.Option(None, "--out", metavar="DIR", show_default=False,
-                             help=_help("checkpoint folder", "DIR/train")),
+                             help=help_with_default("checkpoint folder", "DIR/train")),
     old_ckpt: str = typer.Option(None, "--checkpoints", hidden=True, help="old name of --out"),
     scale: float = typer.Option(1.0, min=0.0001, metavar="X",
                                 help="multiply every stage's steps (quick runs: 0.05)"),
