@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from cfpair.counterfactual.candidates import build_candidates
 from cfpair.counterfactual.context import build_context
-from cfpair.errors import SceneRejected
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
+from cfpair.errors import SceneRejected
 from cfpair.labels.models import PairRecord
 from cfpair.metrics.pdms import score_candidates
 from cfpair.sources.synthetic import SyntheticSource

@@ -7,9 +7,9 @@ import pytest
 
 from cfpair.counterfactual.candidates import build_candidates, track
 from cfpair.counterfactual.context import build_context
-from cfpair.errors import SceneRejected
 from cfpair.counterfactual.operators import DEFAULT_VARIANTS, OPERATORS, OpInput, apply
 from cfpair.counterfactual.pairing import make_pair, meta_action, risky_mask, safe_mask
+from cfpair.errors import SceneRejected
 from cfpair.geometry.kinematics import VehicleLimits
 from cfpair.metrics.pdms import score_candidates
 from cfpair.sources.synthetic import SyntheticSource
