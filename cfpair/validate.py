@@ -24,6 +24,7 @@ from cfpair import integrity
 from cfpair.counterfactual.rebuild import ROLES, recompute_facts
 from cfpair.labels.grounding import check_label
 from cfpair.labels.models import Facts, PairRecord, Trajectory
+from cfpair.progress import track
 from cfpair.shards import sha256
 
 CHECKS = ("manifest", "shard_missing", "unlisted_shard", "checksum", "unreadable", "row_count",
@@ -245,7 +246,7 @@ def validate(out: str | Path, recompute: bool = True) -> Report:
         rep.add("unlisted_shard", name, "a shard file the manifest does not list")
     seen: dict[str, str] = {}
     rows_total = 0
-    for name, entry in sorted(shards.items()):
+    for name, entry in track(sorted(shards.items()), "validate", unit="shards"):
         try:
             rows_total += _check_shard(rep, out, name, entry, man, config_hash, recompute, seen)
         except Exception as exc:  # noqa: BLE001 - a hostile shard is a finding, not a crash

@@ -47,6 +47,7 @@ from cfpair.export.text import (
 from cfpair.labels.models import PairRecord
 from cfpair.lock import FolderLock
 from cfpair.outdir import LOCK_NAME, check_apart, remove_listed
+from cfpair.progress import track
 from cfpair.shards import atomic_write, card_yaml, load_records, parquet_bytes
 
 FORMATS = ("trl-sft", "trl-dpo", "trl-grpo", "llamafactory", "verl")
@@ -293,6 +294,7 @@ def _export(out: Path, dest: Path, fmt: str, images: str, root: str | Path | Non
 
 def _parquet(recs: list[PairRecord], split: str, dest: Path, fmt: str,
              image: Callable[[PairRecord], SceneImage]) -> list[Path]:
+    recs = track(recs, f"export {split}", len(recs), "rows")  # type: ignore[assignment]
     if fmt == "verl":
         rows = [verl_row(r, image(r), split, i) for i, r in enumerate(recs)]
         path = dest / f"{split}.parquet"
@@ -310,7 +312,7 @@ def _llamafactory(recs: list[PairRecord], split: str, dest: Path, fmt: str,
     (dest / "images").mkdir(exist_ok=True)
     sft, dpo = [], []
     files = []
-    for rec in recs:
+    for rec in track(recs, f"export {split}", unit="rows"):
         if not _PAIR_ID.fullmatch(rec.pair_id):
             raise ShardError(f"pair id {rec.pair_id[:80]!r} is not a cfpair id (hex); the "
                              "pairs folder was edited - run cfpair validate on it")
@@ -377,5 +379,5 @@ def _write_card(res: ExportResult, out: Path, images: str, man: dict[str, Any]) 
             f"forward, y left, metres, {XY_DECIMALS} decimals; yaw CCW radians, "
             f"{YAW_DECIMALS} decimals); `cfpair.export.text.parse_trajectory` reads them "
             "back. See `export.json` for the counts.", ""]
-    atomic_write(res.dest / "README.md", "\n".join(card_yaml(configs) + body).encode())
+    atomic_write(res.dest / "README.md", "\n".join(card_yaml(configs, res.dest) + body).encode())
     return path

@@ -53,6 +53,10 @@ class ScenarioNetSource:
     """ScenarioNet folders under ``root`` (see the module docstring)."""
 
     name = "scenarionet"
+    default_splits = ("train",)
+    needs_root = True
+    # no ``splits()``: every split name is valid (a sub-folder lists itself, any other name the
+    # whole root), so the pipeline's check of the split against those on disk does not apply
 
     def __init__(self, root: str | Path, anchor_every_s: float = 1.0, history_s: float = 2.0,
                  future_s: float = 4.0, map_radius_m: float = 150.0,
