@@ -55,8 +55,6 @@ class ScenarioNetSource:
     name = "scenarionet"
     default_splits = ("train",)
     needs_root = True
-    # no ``splits()``: every split name is valid (a sub-folder lists itself, any other name the
-    # whole root), so the pipeline's check of the split against those on disk does not apply
 
     def __init__(self, root: str | Path, anchor_every_s: float = 1.0, history_s: float = 2.0,
                  future_s: float = 4.0, map_radius_m: float = 150.0,
@@ -66,6 +64,13 @@ class ScenarioNetSource:
             raise DatasetFormatError(self.root, "ScenarioNet root is not a directory")
         self.options = LoadOptions(anchor_every_s, history_s, future_s, map_radius_m, velocity,
                                    default_lane_width)
+
+    def splits(self) -> list[str]:
+        """The sub-folders of the root (each a split of its own), and ``train`` and ``all``
+        (the whole root)."""
+        subs = sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and not p.name.startswith("."))
+        return subs + [s for s in ("all", "train") if s not in subs]
 
     # --- listing ---------------------------------------------------------------------------
     def list(self, split: str) -> list[ScenarioRef]:
