@@ -113,7 +113,8 @@ class ContentSettings(_Part):
     max_anchors: int | None = _f(None, "at most this many anchors per scene", 1,
                                  metavar="N", shown="all")
     shard_size: int = _f(32, "scenes per shard", 1, metavar="N")
-    labeler: Literal["rules", "openai"] = _f("rules", "rules | openai", metavar="NAME")
+    labeler: str = _f("rules", "rules | openai | a labeler registered with "
+                      "cfpair.labels.base.register", metavar="NAME")
     source_options: dict[str, Any] = _f({}, "source option key=value (repeatable), e.g. "
                                          "n_scenes=12 (synthetic), require_map=false (navsim: "
                                          "run without maps on purpose)",
@@ -245,6 +246,7 @@ class GenerateConfig:
             object.__setattr__(self, "content", replace(c, splits=tuple(cls.default_splits)))
         if getattr(cls, "needs_root", True) and c.root is None:
             raise ConfigError(f"root: --root is required for source {c.source!r}")
+        _check_labeler(c.labeler)
         if c.labeler == "openai":
             if not self.label.model:
                 raise ConfigError("model: --model is required with --labeler openai")
@@ -285,6 +287,18 @@ class GenerateConfig:
         """sha256 of the canonical JSON of :meth:`hashed` (first 16 hex digits)."""
         blob = json.dumps(self.hashed(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _check_labeler(name: str) -> None:
+    """``name`` must be a built-in labeler or one registered in ``cfpair.labels.base``."""
+    from cfpair.labels.base import BUILTIN, REGISTRY
+
+    known = list(BUILTIN) + sorted(set(REGISTRY) - set(BUILTIN))
+    if name not in known:
+        near = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(f"labeler: expected one of {', '.join(known)}, got "
+                          f"{_describe(name)}{hint}")
 
 
 def check_settings(flat: dict[str, Any], where: str = "") -> dict[str, Any]:
