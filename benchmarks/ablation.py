@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=1, help="generation workers")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    ap.add_argument("--scoring", default="cfpair", help="scoring view of the evaluation")
+    ap.add_argument("--scoring", default="navsim", help="scoring view of the evaluation")
     ap.add_argument("--title", default="Trainer ablation", help="heading of the Markdown")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     return ap.parse_args(argv)

@@ -29,9 +29,12 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scoring_reference import simulate_reference  # noqa: E402
+from scoring_reference import pdms_reference, simulate_reference  # noqa: E402
 
+from cfpair.scoring.context import EvalContext  # noqa: E402
 from cfpair.scoring.navsim_tracker import simulate_poses  # noqa: E402
+from cfpair.scoring.pdms import STATIC_CLASSES, score_states  # noqa: E402
+from cfpair.scoring.views import initial_state, navsim_view, poses_of  # noqa: E402
 
 POSE_T = np.arange(1, 9) * 0.5
 
@@ -95,6 +98,95 @@ def bench_simulator(scenes: list[tuple[np.ndarray, np.ndarray]], peer_trajectori
             "max_diff": diff}
 
 
+def synthetic_scenes(n: int, k: int, seed: int = 0) -> list[tuple[EvalContext, np.ndarray]]:
+    """(context, K candidate poses (K, 8, 3)) of the first anchor of n synthetic scenes, the
+    candidates as generate builds them."""
+    from cfpair.counterfactual.candidates import build_candidates
+    from cfpair.errors import SceneRejected
+    from cfpair.scoring.context import build_context
+    from cfpair.sources.synthetic import SyntheticSource
+
+    src = SyntheticSource(n_scenes=n, seed=seed)
+    out = []
+    for ref in src.list("all"):
+        scn = src.load(ref)
+        try:
+            ctx = build_context(scn, scn.anchors[0])
+        except SceneRejected:
+            continue
+        c = build_candidates(ctx, k, seed)
+        out.append((ctx, poses_of(c.x, c.y, c.yaw)))
+    return out
+
+
+def reference_scene(ctx: EvalContext) -> dict:
+    """The scene as the per-trajectory scorer reads it: shapely polygons per track and step
+    (None where absent), the first-observation speed, map polygons and the route line."""
+    import shapely
+    from scoring_reference import agent_polygon
+
+    a, valid = ctx.agents_future(observed=True)
+    tracks = []
+    for j in range(len(ctx.ids)):
+        first = int(np.argmax(valid[j]))
+        tracks.append({
+            "poly": [agent_polygon(a["x"][j, t], a["y"][j, t], a["yaw"][j, t], ctx.length[j],
+                                   ctx.width[j]) if valid[j, t] else None
+                     for t in range(valid.shape[1])],
+            "static": str(ctx.classes[j]) in STATIC_CLASSES,
+            "first_speed": float(np.hypot(a["vx"][j, first], a["vy"][j, first]))})
+    drivable = None if ctx.drivable is None else list(
+        getattr(ctx.drivable.geometry, "geoms", [ctx.drivable.geometry]))
+    return {"tracks": tracks, "drivable": drivable, "lanes": list(ctx.lanes),
+            "route": shapely.LineString(ctx.route),
+            "ego": (ctx.ego_rear_to_center, ctx.ego_length / 2, ctx.ego_width / 2)}
+
+
+def score_batched(ctx: EvalContext, poses: np.ndarray) -> dict[str, np.ndarray]:
+    """NAVSIM's view of K candidates, batched: one tracker call, one scorer call."""
+    s = score_states(ctx, navsim_view(ctx, poses))
+    return {"nc": s.nc, "dac": s.dac, "ttc": s.ttc, "comfort": s.comfort, "ep": s.ep,
+            "pdms": s.pdms}
+
+
+def score_per_trajectory(ctx: EvalContext, poses: np.ndarray, scene: dict
+                         ) -> dict[str, np.ndarray]:
+    """The same, one trajectory at a time: the per-trajectory simulator and scorer."""
+    init = initial_state(ctx)
+    states = np.stack([simulate_reference(p[None], init)[0] for p in poses])
+    rows = pdms_reference(states, scene)
+    return {k: np.array([r[k] for r in rows]) for k in ("nc", "dac", "ttc", "comfort", "ep",
+                                                         "pdms")}
+
+
+def agreement(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, float]:
+    """Share of trajectories with identical NC, DAC, TTC, C and PDMS within 1e-6."""
+    same = {k: float(np.mean((a[k] == b[k]) | (np.isnan(a[k]) & np.isnan(b[k]))))
+            for k in ("nc", "dac", "ttc", "comfort")}
+    same["pdms"] = float(np.mean(np.abs(a["pdms"] - b["pdms"]) <= 1e-6))
+    return same
+
+
+def bench_scoring(n_scenes: int, k: int, peer_trajectories: int, repeats: int
+                  ) -> dict[str, object]:
+    """NAVSIM-view scoring (tracker + scorer) of K candidates per synthetic scene, batched vs
+    per trajectory on the first ``peer_trajectories`` of each scene (row 0, the expert, is the
+    EP reference of both), and their agreement."""
+    scenes = synthetic_scenes(n_scenes, k)
+    n_traj = sum(len(p) for _, p in scenes)
+    wall, cpu = best_time(lambda: [score_batched(c, p) for c, p in scenes], repeats)
+    refs = [reference_scene(c) for c, _ in scenes]
+    sub = [(c, p[:peer_trajectories], r) for (c, p), r in zip(scenes, refs, strict=True)]
+    peer: list[list[dict[str, np.ndarray]]] = []
+    p_wall, p_cpu = best_time(lambda: peer.append([score_per_trajectory(*x) for x in sub]), 1)
+    n_sub = sum(len(p) for _, p, _ in sub)
+    ours = [score_batched(c, p) for c, p, _ in sub]
+    cat = {key: np.concatenate([o[key] for o in ours]) for key in ours[0]}
+    ref = {key: np.concatenate([o[key] for o in peer[-1]]) for key in ours[0]}
+    return {"batched": (n_traj / wall, n_traj / cpu), "peer": (n_sub / p_wall, n_sub / p_cpu),
+            "agreement": agreement(cat, ref), "n": n_sub}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer scenes and peer trajectories")
@@ -123,6 +215,18 @@ def main() -> None:
     print(f"max |state difference| over {peer_n} trajectories x 41 x 11: {r['max_diff']:.2e}")
     if not r["max_diff"] <= 1e-9:
         raise SystemExit(f"batched and per-trajectory simulators disagree: {r['max_diff']:.3e}")
+    n_real = 3 if args.quick else 12
+    peer_s = 16 if args.quick else 64
+    print(f"\n# NAVSIM-view scoring (tracker + PDMS scorer), K = {args.k} per synthetic scene, "
+          f"{n_real} scenes; peer on {peer_s} per scene")
+    sc = bench_scoring(n_real, args.k, peer_s, repeats)
+    (b_wall, b_cpu), (p_wall, p_cpu) = sc["batched"], sc["peer"]
+    print(f"{'scoring':40s} {'traj/s (wall)':>14s} {'traj/s (CPU)':>14s}")
+    print(f"{'cfpair batched (views + pdms)':40s} {b_wall:14,.0f} {b_cpu:14,.0f}")
+    print(f"{'per-trajectory peer (scoring_reference)':40s} {p_wall:14,.0f} {p_cpu:14,.0f}")
+    print(f"{ratio:40s} {b_wall / p_wall:13,.0f}x {b_cpu / p_cpu:13,.0f}x")
+    agree = ", ".join(f"{k} {v:.1%}" for k, v in sc["agreement"].items())
+    print(f"agreement with the per-trajectory scorer over {sc['n']} trajectories: {agree}")
 
 
 if __name__ == "__main__":

@@ -141,3 +141,143 @@ def simulate_reference(poses: np.ndarray, init_state: np.ndarray) -> np.ndarray:
     init = np.broadcast_to(np.asarray(init_state, dtype=np.float64), (len(poses), 11))
     pairs = zip(poses, init, strict=True)
     return np.stack([simulate_one(reference_poses(p, s[:3]), s) for p, s in pairs])
+
+
+# --- a per-trajectory NAVSIM v1.1 scorer (spec §5), the peer of cfpair.scoring.pdms ---------
+
+HALF_L, HALF_W, REAR_TO_CENTER = 2.588, 1.1485, 1.461
+
+
+def footprint(state: np.ndarray, rear_to_center: float = REAR_TO_CENTER, half_l: float = HALF_L,
+              half_w: float = HALF_W) -> tuple[float, float, list[tuple[float, float]]]:
+    """Box centre and corners FL, RL, RR, FR of one rear-axle state (§5.1)."""
+    x, y, h = float(state[0]), float(state[1]), float(state[2])
+    c, s = math.cos(h), math.sin(h)
+    cx, cy = x + rear_to_center * c, y + rear_to_center * s
+    pts = [(cx + lx * c - ly * s, cy + lx * s + ly * c)
+           for lx, ly in ((half_l, half_w), (-half_l, half_w), (-half_l, -half_w),
+                          (half_l, -half_w))]
+    return cx, cy, pts
+
+
+def agent_polygon(x: float, y: float, yaw: float, length: float, width: float):  # noqa: ANN201
+    import shapely
+    c, s = math.cos(yaw), math.sin(yaw)
+    return shapely.Polygon([(x + lx * c - ly * s, y + lx * s + ly * c) for lx, ly in (
+        (length / 2, width / 2), (-length / 2, width / 2), (-length / 2, -width / 2),
+        (length / 2, -width / 2))])
+
+
+def rel_angle(x: float, y: float, h: float, qx: float, qy: float) -> float:
+    n = math.hypot(qx - x, qy - y)
+    if n == 0:
+        return float("nan")
+    return float(np.arccos((math.cos(h) * (qx - x) + math.sin(h) * (qy - y)) / n))
+
+
+def score_one(states: np.ndarray, scene: dict) -> dict[str, float]:
+    """NC, DAC, TTC, comfort and raw progress of one trajectory (41, 11), looping over steps
+    and tracks with shapely polygons as NAVSIM does. ``scene``: ``tracks`` (list of dicts with
+    per-step ``poly`` (None where absent), ``static``, ``first_speed``), ``drivable`` /
+    ``lanes`` (shapely polygons), ``route`` (shapely LineString), ego box geometry."""
+    import shapely
+    from scipy.signal import savgol_filter
+
+    n_t = states.shape[0]
+    geo = scene["ego"]
+    boxes = [footprint(s, *geo) for s in states]
+    polys = [shapely.Polygon(b[2]) for b in boxes]
+    speed = [math.hypot(s[3], s[4]) for s in states]
+
+    def flags(t: int) -> tuple[bool, bool]:
+        corners = [shapely.Point(p) for p in boxes[t][2]]
+        off = scene["drivable"] is not None and not all(
+            any(d.contains(q) for d in scene["drivable"]) for q in corners)
+        touched = [ln for ln in scene["lanes"] if any(ln.contains(q) for q in corners)]
+        whole = any(all(ln.contains(q) for q in corners) for ln in scene["lanes"])
+        return off, len(touched) > 1 and not whole
+
+    area = [flags(t) for t in range(n_t)]
+    nc, ignore = 1.0, set()
+    for t in range(n_t):
+        for j, tr in enumerate(scene["tracks"]):
+            poly = tr["poly"][t]
+            if poly is None or j in ignore or not polys[t].intersects(poly):
+                continue
+            ang = rel_angle(states[t][0], states[t][1], states[t][2], poly.centroid.x,
+                            poly.centroid.y)
+            bumper = shapely.LineString([boxes[t][2][0], boxes[t][2][3]])
+            if speed[t] <= 0.05:
+                kind = "stopped_ego"
+            elif tr["static"] or tr["first_speed"] <= 0.05:
+                kind = "stopped_track"
+            elif ang > math.radians(150):
+                kind = "active_rear"
+            elif bumper.intersects(poly):
+                kind = "active_front"
+            else:
+                kind = "active_lateral"
+            fault = kind in ("active_front", "stopped_track") or (
+                kind == "active_lateral" and (area[t][0] or area[t][1]))
+            if fault:
+                nc = min(nc, 0.5 if tr["static"] else 0.0)
+            else:
+                ignore.add(j)
+    dac = float("nan") if scene["drivable"] is None else float(not any(a[0] for a in area))
+    ttc, ignore = 1.0, set()
+    for t in range(n_t):
+        h = states[t][2]
+        for off in (0, 3, 6, 9):
+            d = off * 0.1 * speed[t]
+            moved = shapely.Polygon([(px + d * math.cos(h), py + d * math.sin(h))
+                                     for px, py in boxes[t][2]])
+            for j, tr in enumerate(scene["tracks"]):
+                poly = tr["poly"][t + off] if t + off < len(tr["poly"]) else None
+                if poly is None or j in ignore or speed[t] < 0.005 or not moved.intersects(poly):
+                    continue
+                ang = rel_angle(states[t][0], states[t][1], h, poly.centroid.x, poly.centroid.y)
+                if ang < math.radians(30) or ((area[t][0] or area[t][1])
+                                              and not ang > math.radians(150)):
+                    ttc = 0.0
+                else:
+                    ignore.add(j)
+    c0, c40 = boxes[0], boxes[-1]
+    route = scene["route"]
+    progress = max(0.0, route.project(shapely.Point(c40[0], c40[1]))
+                   - route.project(shapely.Point(c0[0], c0[1])))
+    time = np.arange(n_t) * 0.1
+    delta = float(np.mean(np.diff(time)))
+    ax, ay = states[:, 5], states[:, 6]
+    psi = states[:, 2].copy()
+    psi[1:] -= 2 * np.pi * np.cumsum(np.round(np.diff(states[:, 2]) / (2 * np.pi)))
+
+    def r8(v: np.ndarray) -> np.ndarray:
+        return np.round(v, 8)
+
+    checks = [
+        (r8(savgol_filter(ax, 41, 2)), -4.05, 2.40),
+        (r8(savgol_filter(ay, 41, 2)), -4.89, 4.89),
+        (r8(savgol_filter(r8(savgol_filter(np.hypot(ax, ay), 8, 2)), 41, 2, deriv=1,
+                          delta=delta)), -8.37, 8.37),
+        (r8(savgol_filter(r8(savgol_filter(ax, 8, 2)), 41, 2, deriv=1, delta=delta)),
+         -4.13, 4.13),
+        (r8(savgol_filter(psi, 5, 3, deriv=2, delta=delta)), -1.93, 1.93),
+        (r8(savgol_filter(psi, 5, 2, deriv=1, delta=delta)), -0.95, 0.95)]
+    comfort = float(all(np.all((v > lo) & (v < hi)) for v, lo, hi in checks))
+    return {"nc": nc, "dac": dac, "ttc": ttc, "comfort": comfort, "progress": progress}
+
+
+def pdms_reference(all_states: np.ndarray, scene: dict) -> list[dict[str, float]]:
+    """Per-trajectory scores of K trajectories (K, 41, 11), one at a time; row 0 is the EP
+    reference (NAVSIM's PDM-Closed row), each candidate normalised against it alone (§5.6)."""
+    rows = [score_one(s, scene) for s in all_states]
+    ref = rows[0]["progress"] * rows[0]["nc"] * (1.0 if math.isnan(rows[0]["dac"])
+                                                 else rows[0]["dac"])
+    for r in rows:
+        dac = 1.0 if math.isnan(r["dac"]) else r["dac"]
+        m = r["nc"] * dac
+        p = r["progress"] * m
+        top = max(ref, p)
+        r["ep"] = p / top if top > 5.0 else (0.0 if m == 0 else 1.0)
+        r["pdms"] = m * (5 * r["ep"] + 5 * r["ttc"] + 2 * r["comfort"]) / 12
+    return rows

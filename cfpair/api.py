@@ -104,7 +104,7 @@ def score(record: PairRecord, poses: Any) -> Facts | list[Facts]:
     """The facts (collision, TTC, drivable area, comfort, PDMS, safety score) of trajectories
     driven in ``record``'s scene. ``poses``: NAVSIM-style (8, 3) ``[x, y, yaw]`` at 0.5 s ..
     4 s in the ego frame, or a batch (K, 8, 3); one Facts, or a list of K."""
-    from cfpair.counterfactual.rebuild import score_poses
+    from cfpair.scoring.rescore import score_poses
 
     arr = np.asarray(poses, dtype=np.float64)
     if arr.shape[-2:] != (8, 3) or arr.ndim not in (2, 3) or not np.all(np.isfinite(arr)):

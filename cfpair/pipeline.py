@@ -24,7 +24,6 @@ from typing import Any
 
 from cfpair.config import GenerateConfig
 from cfpair.counterfactual.candidates import build_candidates
-from cfpair.counterfactual.context import build_context
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
 from cfpair.errors import CfpairError, ConfigError, SceneRejected, ShardError, SourceUnavailable
@@ -32,9 +31,10 @@ from cfpair.labels.base import make_labeler
 from cfpair.labels.models import PairRecord, SafetyLabel
 from cfpair.labels.risk import risk_level
 from cfpair.lock import FolderLock
-from cfpair.metrics.pdms import score_candidates
 from cfpair.outdir import check_apart
 from cfpair.rejects import contained, internal, reject
+from cfpair.scoring.context import build_context
+from cfpair.scoring.views import score_trajectories
 from cfpair.shards import (
     Manifest,
     atomic_write,
@@ -168,9 +168,10 @@ def pairs_of(scn: Scenario, ref: ScenarioRef, cfg: GenerateConfig, config_hash: 
         try:
             ctx = build_context(scn, anchor)
             cands = build_candidates(ctx, cfg.n_candidates, cfg.seed)
-            scores = score_candidates(ctx, cands.x, cands.y, cands.yaw, cands.v, cands.path.xy)
-            pair = make_pair(ctx, cands, scores)
-            yield build_record(ctx, cands, pair, ref.split, cfg.seed, config_hash)
+            facts = score_trajectories(ctx, cands.x, cands.y, cands.yaw, cands.v,
+                                       cands.feasible)
+            pair = make_pair(ctx, cands, facts)
+            yield build_record(scn, ctx, cands, pair, ref.split, cfg.seed, config_hash)
         except SceneRejected as exc:
             yield reject(ref, anchor, exc.reason, exc.detail, exc)
         except CfpairError as exc:

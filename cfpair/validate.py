@@ -3,7 +3,7 @@
 Every finding names the check, the file (and row / pair id) and what was expected. Checks:
 manifest, shard_missing, unlisted_shard, checksum, unreadable, row_count, counts,
 foreign_config, schema, duplicate_id, label, pair, kinematics, facts. Facts are measured again
-from the stored scene with cfpair's geometry (``counterfactual/rebuild.py``) and compared within
+from the stored scene with cfpair's geometry (``scoring/rescore.py``) and compared within
 TOLERANCES; comfort is a warning only (its finite differences are sensitive to the stored
 4-decimal rounding at the strict bounds).
 """
@@ -21,10 +21,11 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from cfpair import integrity
-from cfpair.counterfactual.rebuild import ROLES, recompute_facts
 from cfpair.labels.grounding import check_label
 from cfpair.labels.models import Facts, PairRecord, Trajectory
 from cfpair.progress import track
+from cfpair.scoring.pdms import risky
+from cfpair.scoring.rescore import ROLES, recompute_facts
 from cfpair.shards import sha256
 
 CHECKS = ("manifest", "shard_missing", "unlisted_shard", "checksum", "unreadable", "row_count",
@@ -150,10 +151,13 @@ def _check_record(rep: Report, rec: PairRecord, where: str, config_hash: str | N
             for c in check_label(rec.label, rec):
                 rep.add("label", where, f"{c.kind}: {c.message}")
     n, p = rec.negative.facts, rec.positive.facts
-    if not (n.collides or not n.ttc_ok or not n.drivable_ok):
+    if not risky(n.collides, n.ttc_ok, n.drivable_ok):
         rep.add("pair", where, "the negative is not risky (no collision, TTC or off-road)")
-    if p.collides or not p.ttc_ok or not p.drivable_ok:
+    if risky(p.collides, p.ttc_ok, p.drivable_ok):
         rep.add("pair", where, "the positive is not safe")
+    if n.pdms >= p.pdms:
+        rep.add("pair", where, f"the negative's PDMS {n.pdms} is not below the positive's "
+                f"{p.pdms} (NAVSIM's view)")
     for role in ROLES:
         tr = getattr(rec, role)
         for msg in kinematics(tr):

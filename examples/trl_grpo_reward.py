@@ -12,8 +12,8 @@ Use with an export made by ``cfpair export OUT --format trl-grpo --out grpo/``::
 
 TRL calls reward functions with ``prompts``, ``completions`` and every dataset column except
 ``prompt`` as keyword arguments; this one reads ``scene`` (the stored record as JSON). Each
-completion's last ``<trajectory>[(x, y, yaw), ...]</trajectory>`` block is driven in the
-scene by cfpair's tracker and scored: 0.5 * PDMS-style score + 0.5 * safety score in [0, 1],
+completion's last ``<trajectory>[(x, y, yaw), ...]</trajectory>`` block is scored in NAVSIM's
+view of the scene (NAVSIM's tracker, then its scorer): 0.5 * PDMS + 0.5 * safety score in [0, 1],
 -1 when no trajectory parses. Run this file to score the anchors of an export:
 ``python examples/trl_grpo_reward.py grpo/``.
 """

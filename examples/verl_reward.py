@@ -8,7 +8,7 @@ In the verl config::
 
 verl passes ``data_source``, the decoded ``solution_str``, ``reward_model.ground_truth`` (a
 JSON string holding the scene and the anchors) and ``extra_info``. The score is cfpair's
-(see ``cfpair.export.reward``): 0.5 * PDMS-style + 0.5 * safety score, -1 without a
+(see ``cfpair.export.reward``, NAVSIM's view): 0.5 * PDMS + 0.5 * safety score, -1 without a
 well-formed trajectory.
 """
 

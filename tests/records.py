@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from cfpair.counterfactual.candidates import build_candidates
-from cfpair.counterfactual.context import build_context
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
 from cfpair.errors import SceneRejected
 from cfpair.labels.models import PairRecord
-from cfpair.metrics.pdms import score_candidates
+from cfpair.scoring.context import build_context
+from cfpair.scoring.views import score_trajectories
 from cfpair.sources.synthetic import SyntheticSource
 
 
@@ -22,8 +22,8 @@ def synthetic_records(n_scenes: int, seed: int, n_candidates: int,
         try:
             ctx = build_context(scn, scn.anchors[0])
             c = build_candidates(ctx, n_candidates, 0)
-            s = score_candidates(ctx, c.x, c.y, c.yaw, c.v, c.path.xy)
-            out.append(build_record(ctx, c, make_pair(ctx, c, s), "train", 0, "h"))
+            s = score_trajectories(ctx, c.x, c.y, c.yaw, c.v, c.feasible)
+            out.append(build_record(scn, ctx, c, make_pair(ctx, c, s), "train", 0, "h"))
         except SceneRejected:
             continue
         if limit is not None and len(out) == limit:

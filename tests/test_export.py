@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +103,22 @@ def exports(small_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     return out
 
 
+#: a private datasets cache: the shared one is keyed by file names, so another run's exports of
+#: the same names would be read back instead of these
+_HF_CACHE = tempfile.mkdtemp(prefix="cfpair-test-hf-")
+
+
+def _load(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    return datasets.load_dataset(*args, cache_dir=_HF_CACHE, **kwargs)
+
+
 def _load_trl(folder: Path, split: str = "train"):
-    return datasets.load_dataset(str(folder), split=split)   # via the export's card
+    return _load(str(folder), split=split)   # via the export's card
 
 
 @pytest.mark.parametrize("fmt", ["trl-sft", "trl-dpo", "trl-grpo"])
 def test_trl_exports_load_with_images(exports: dict[str, Path], fmt: str) -> None:
-    dd = datasets.load_dataset(str(exports[fmt]))
+    dd = _load(str(exports[fmt]))
     assert set(dd) == set(json.loads((exports[fmt] / "export.json").read_text())["rows"])
     ds = dd["train"]
     img = ds[0]["images"][0]
@@ -238,7 +248,7 @@ def test_llamafactory_export(exports: dict[str, Path]) -> None:
             assert [m["from"] for m in row["conversations"]] == (
                 ["human"] if "chosen" in row else ["human", "gpt"])
             assert all((folder / p).is_file() for p in row["images"])
-    ds = datasets.load_dataset(str(folder), "dpo", split="train")
+    ds = _load(str(folder), "dpo", split="train")
     assert {"conversations", "chosen", "rejected", "images", "system"} <= set(ds.column_names)
 
 
@@ -253,9 +263,9 @@ def test_verl_export(exports: dict[str, Path]) -> None:
     sys.path.insert(0, str(ROOT / "examples"))
     from verl_reward import compute_score
 
-    ds = datasets.load_dataset("parquet", data_files=str(exports["verl"] / "train.parquet"),
+    ds = _load("parquet", data_files=str(exports["verl"] / "train.parquet"),
                                split="train")
-    assert set(datasets.load_dataset(str(exports["verl"]))) == {"train", "val"}
+    assert set(_load(str(exports["verl"]))) == {"train", "val"}
     assert {"data_source", "prompt", "ability", "reward_model", "extra_info", "images"} <= \
         set(ds.column_names)
     row = ds[0]

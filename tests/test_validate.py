@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -121,12 +122,25 @@ def test_tampered_facts_are_caught_by_the_geometry(run_copy: Path) -> None:
     shard = first_shard(run_copy)
     rows = pq.read_table(shard).to_pylist()
     rows[2]["positive"]["facts"]["min_distance_m"] += 3.0
-    rows[2]["positive"]["facts"]["pdms"] = 0.5
+    # a wrong PDMS that still keeps the pair ordered (negative below positive)
+    rows[2]["positive"]["facts"]["pdms"] = (
+        0.5 if rows[2]["negative"]["facts"]["pdms"] < 0.5 else 0.999)
     rewrite(run_copy, shard, rows)
     msgs = [f.message for f in validate(run_copy).findings if f.severity == "error"]
     # the label's text still cites the true gap, so it contradicts the tampered fact too
     assert errors(run_copy) in ({"facts": 2}, {"facts": 2, "label": 1})
     assert any("positive: min_distance_m stored" in m for m in msgs)
+
+
+def test_a_negative_scoring_as_high_as_its_positive_is_a_pair_error(run_copy: Path) -> None:
+    shard = first_shard(run_copy)
+    rows = pq.read_table(shard).to_pylist()
+    rows[0]["negative"]["facts"]["pdms"] = rows[0]["positive"]["facts"]["pdms"]
+    rewrite(run_copy, shard, rows)
+    rep = validate(run_copy, recompute=False)
+    pair = [f for f in rep.findings if f.check == "pair"]
+    assert len(pair) == 1 and "not below the positive" in pair[0].message
+    assert pair[0].where.endswith(f":0 ({rows[0]['pair_id']})")
 
 
 def test_shard_from_another_config(run_copy: Path, tmp_path: Path) -> None:
@@ -168,7 +182,9 @@ def test_schema_violation_is_named(run_copy: Path) -> None:
 def test_cli_table_json_and_exit_codes(clean: Path, run_copy: Path) -> None:
     ok = subprocess.run([sys.executable, "-m", "cfpair", "validate", str(clean)],
                         capture_output=True, text=True, timeout=300)
-    assert ok.returncode == 0 and "valid" in ok.stdout and "facts" in ok.stdout
+    # the verdict is the last line (the title also contains "validate"); every check is ok
+    assert ok.returncode == 0 and ok.stdout.strip().splitlines()[-1].strip() == "valid"
+    assert re.search(r"facts\s*\S\s*ok\b", ok.stdout) and "INVALID" not in ok.stdout
     first_shard(run_copy).unlink()
     bad = subprocess.run([sys.executable, "-m", "cfpair", "validate", str(run_copy), "--json"],
                          capture_output=True, text=True, timeout=300)

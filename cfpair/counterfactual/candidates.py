@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from cfpair.counterfactual.context import DT, EvalContext
 from cfpair.counterfactual.frenet import RefPath
 from cfpair.counterfactual.operators import DEFAULT_VARIANTS, OpInput, apply, random_variant
-from cfpair.geometry.kinematics import VehicleLimits, bicycle_rollout, check_feasibility
+from cfpair.geometry.kinematics import VehicleLimits, check_feasibility, track
+from cfpair.scoring.context import DT, EvalContext
 from cfpair.types import F64, Bool
 
 
@@ -50,48 +50,6 @@ def scene_rng(seed: int, scenario_id: str, anchor: int) -> np.random.Generator:
     return np.random.default_rng(np.frombuffer(digest[:16], dtype=np.uint32))
 
 
-def track(x: F64, y: F64, yaw0: float, v0: F64, dt: float, limits: VehicleLimits,
-          lookahead_s: float = 0.6) -> tuple[F64, F64, F64, F64]:
-    """Follow target positions (K, T) with a closed-loop controller on the kinematic bicycle:
-    pure pursuit on the rear axle for steering (rate-limited) and a speed/along-track feedback
-    with feed-forward for acceleration, one step at a time for all K at once (NAVSIM tracks its
-    proposals with an LQR controller instead). The recorded commands are then rolled with
-    :func:`bicycle_rollout`, so the result is exactly a bicycle trajectory within the actuator
-    limits. Returns rear-axle x, y, yaw, v (K, T)."""
-    k, n_t = x.shape
-    v_ref = np.concatenate([np.hypot(np.diff(x), np.diff(y)) / dt,
-                            np.zeros((k, 1))], axis=1)
-    v_ref[:, -1] = v_ref[:, -2]
-    a_ref = np.concatenate([np.diff(v_ref, axis=1), np.zeros((k, 1))], axis=1) / dt
-    ahead = max(int(round(lookahead_s / dt)), 1)
-    px, py = x[:, 0].copy(), y[:, 0].copy()
-    yaw = np.full(k, yaw0, np.float64)
-    v = np.asarray(v0, np.float64).copy()
-    steer = np.zeros(k)
-    accels, rates = np.zeros((k, n_t - 1)), np.zeros((k, n_t - 1))
-    for t in range(n_t - 1):
-        j = min(t + ahead, n_t - 1)
-        gx, gy = x[:, j] - px, y[:, j] - py
-        ld = np.hypot(gx, gy)
-        alpha = np.arctan2(gy, gx) - yaw
-        kappa = np.where(ld > 0.5, 2 * np.sin(alpha) / np.maximum(ld, 1e-6), 0.0)
-        want = np.clip(np.arctan(limits.wheel_base * kappa), -limits.max_steer, limits.max_steer)
-        rate = np.clip((want - steer) / dt, -limits.max_steer_rate, limits.max_steer_rate)
-        ex, ey = x[:, t + 1] - px, y[:, t + 1] - py
-        along = ex * np.cos(yaw) + ey * np.sin(yaw) - v * dt
-        acc = a_ref[:, t] + (v_ref[:, t] - v) / 0.5 + 1.0 * along / dt
-        acc = np.clip(acc, limits.min_accel, limits.max_accel)
-        accels[:, t], rates[:, t] = acc, rate
-        # one Euler step, the same equations as bicycle_rollout
-        px = px + v * np.cos(yaw) * dt
-        py = py + v * np.sin(yaw) * dt
-        yaw = yaw + v * np.tan(steer) / limits.wheel_base * dt
-        v = np.clip(v + acc * dt, 0.0, limits.max_speed)
-        steer = np.clip(steer + rate * dt, -limits.max_steer, limits.max_steer)
-    r = bicycle_rollout(x[:, 0], y[:, 0], yaw0, v0, accels, rates, dt, 0.0, limits)
-    return r.x, r.y, r.yaw, r.v
-
-
 def build_candidates(ctx: EvalContext, n_candidates: int = 256, seed: int = 0,
                      limits: VehicleLimits | None = None) -> Candidates:
     """The expert, the default variants and random compositions, ``n_candidates`` in all."""
@@ -101,7 +59,7 @@ def build_candidates(ctx: EvalContext, n_candidates: int = 256, seed: int = 0,
     s_exp = path.arc_of(ex["x"], ex["y"])
     v_exp = np.gradient(s_exp, DT)
     inp = OpInput(ctx.t_fut, np.maximum(v_exp, 0.0))
-    rng = scene_rng(seed, ctx.scenario.scenario_id, ctx.anchor)
+    rng = scene_rng(seed, ctx.scenario_id, ctx.anchor)
     variants = list(DEFAULT_VARIANTS[: max(n_candidates - 1, 0)])
     while len(variants) < n_candidates - 1:
         variants.append(random_variant(rng))

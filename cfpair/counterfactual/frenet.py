@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cfpair.scoring.context import expert_line
 from cfpair.types import F64
 
 
@@ -22,18 +23,7 @@ class RefPath:
                     behind_m: float = 20.0, min_step: float = 0.05) -> RefPath:
         """The expert's rear-axle path, without near-duplicate points (a stopped car), extended
         straight ``behind_m`` before its start and ``ahead_m`` past its end."""
-        pts = np.stack([x, y], -1)
-        keep = [0]
-        for i in range(1, len(pts)):
-            if np.hypot(*(pts[i] - pts[keep[-1]])) >= min_step:
-                keep.append(i)
-        pts = pts[keep]
-        if len(pts) < 2:
-            head0 = head1 = np.array([np.cos(yaw0), np.sin(yaw0)])
-        else:
-            d0, d1 = pts[1] - pts[0], pts[-1] - pts[-2]
-            head0, head1 = d0 / np.linalg.norm(d0), d1 / np.linalg.norm(d1)
-        pts = np.concatenate([[pts[0] - behind_m * head0], pts, [pts[-1] + ahead_m * head1]])
+        pts = expert_line(x, y, yaw0, ahead_m, behind_m, min_step)
         seg = np.diff(pts, axis=0)
         seg_len = np.hypot(seg[:, 0], seg[:, 1])
         s = np.concatenate([[0.0], np.cumsum(seg_len)]) - behind_m

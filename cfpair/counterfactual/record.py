@@ -9,17 +9,17 @@ import shapely
 
 from cfpair import __version__
 from cfpair.counterfactual.candidates import Candidates
-from cfpair.counterfactual.context import DT, EvalContext
-from cfpair.counterfactual.pairing import Pair, TrajectoryFacts
+from cfpair.counterfactual.pairing import Pair
 from cfpair.geometry.transforms import wrap_angle
 from cfpair.labels import models as m
-from cfpair.types import F64
+from cfpair.scoring.context import EvalContext
+from cfpair.scoring.facts import DECIMALS
+from cfpair.types import F64, Scenario
 
 MAP_RADIUS_M = 60.0     # at least this far; farther when a stored trajectory reaches farther
 MAP_MARGIN_M = 15.0
 SIMPLIFY_M = 0.02
 POSE_STEP = 5          # 0.5 s poses out of the 0.1 s grid
-DECIMALS = 4
 
 
 def pair_id(source: str, scenario_id: str, anchor: int) -> str:
@@ -74,48 +74,23 @@ def driving_command(ctx: EvalContext) -> str:
     return "left" if turn > 0.35 else "right" if turn < -0.35 else "straight"
 
 
-def facts_model(ctx: EvalContext, c: Candidates, f: TrajectoryFacts) -> m.Facts:
-    """The stored (rounded) Facts of one trajectory; also used to re-measure a record."""
-    crit = f.critical_agent
-    rel = None
-    if crit is not None:
-        step = (int(round(f.first_conflict_time_s / DT)) if f.first_conflict_time_s is not None
-                else 0)
-        a_yaw = ctx.agents["yaw"][crit, ctx.n_hist + step]
-        rel = round(float(np.degrees(wrap_angle(a_yaw - c.yaw[f.candidate, step]))), 2)
-    return m.Facts(
-        collides=f.collides, at_fault=f.at_fault, collision_type=f.collision_type,
-        first_conflict_time_s=f.first_conflict_time_s,
-        critical_agent_id=None if crit is None else str(ctx.ids[crit]),
-        critical_agent_class=None if crit is None else str(ctx.classes[crit]),
-        relative_heading_deg=rel,
-        min_ttc_s=None if f.min_ttc_s is None else round(f.min_ttc_s, DECIMALS),
-        min_distance_m=round(f.min_distance_m, DECIMALS), ttc_ok=f.ttc_ok,
-        drivable_ok=f.drivable_ok, comfort_ok=f.comfort_ok, feasible=f.feasible,
-        progress_m=round(f.progress_m, DECIMALS), nc=f.nc, dac=f.dac, ttc=f.ttc,
-        ep=round(f.ep, DECIMALS), comfort=f.comfort, pdms=round(f.score, DECIMALS),
-        safety_score=round(f.safety_score, DECIMALS))
-
-
-def _trajectory(ctx: EvalContext, c: Candidates, f: TrajectoryFacts) -> m.Trajectory:
-    i = f.candidate
+def _trajectory(ctx: EvalContext, c: Candidates, pair: Pair, i: int) -> m.Trajectory:
     sel = slice(POSE_STEP, None, POSE_STEP)
     poses = np.stack([c.x[i, sel], c.y[i, sel], c.yaw[i, sel]], -1)
-    return m.Trajectory(perturbation=f.perturbation, t=_r(ctx.t_fut), x=_r(c.x[i]),
+    return m.Trajectory(perturbation=c.describe(i), t=_r(ctx.t_fut), x=_r(c.x[i]),
                         y=_r(c.y[i]), yaw=_r(c.yaw[i]), v=_r(c.v[i]),
-                        poses=[_r(p) for p in poses], facts=facts_model(ctx, c, f),
-                        costs=m.Costs(**f.costs))
+                        poses=[_r(p) for p in poses], facts=pair.facts.row(ctx, i),
+                        costs=pair.facts.cost_row(i))
 
 
 def _reach(c: Candidates, pair: Pair) -> float:
-    rows = [f.candidate for f in (pair.expert_facts, pair.negative_facts, pair.positive_facts)]
+    rows = [0, pair.negative, pair.positive]
     return float(np.max(np.abs(np.concatenate([c.x[rows].ravel(), c.y[rows].ravel()]))))
 
 
-def build_record(ctx: EvalContext, c: Candidates, pair: Pair, split: str, seed: int,
-                 config_hash: str) -> m.PairRecord:
+def build_record(scn: Scenario, ctx: EvalContext, c: Candidates, pair: Pair, split: str,
+                 seed: int, config_hash: str) -> m.PairRecord:
     """The unlabelled record (label None, status 'unlabeled') of one pair."""
-    scn = ctx.scenario
     h = ctx.ego_hist
     history = m.EgoHistory(t=_r(ctx.t_hist), x=_r(h["x"]), y=_r(h["y"]), yaw=_r(h["yaw"]),
                            v=_r(np.hypot(h["vx"], h["vy"])), valid=ctx.ego_hist_valid.tolist())
@@ -138,9 +113,9 @@ def build_record(ctx: EvalContext, c: Candidates, pair: Pair, split: str, seed: 
                         labeler="none", prompt_version=None)
     return m.PairRecord(
         pair_id=pair_id(scn.source, scn.scenario_id, ctx.anchor), split=split, context=context,
-        expert=_trajectory(ctx, c, pair.expert_facts),
-        negative=_trajectory(ctx, c, pair.negative_facts),
-        positive=_trajectory(ctx, c, pair.positive_facts),
+        expert=_trajectory(ctx, c, pair, 0),
+        negative=_trajectory(ctx, c, pair, pair.negative),
+        positive=_trajectory(ctx, c, pair, pair.positive),
         meta_action=m.MetaAction(longitudinal=pair.longitudinal, lateral=pair.lateral),
         positive_vs_negative=pair.contrast,
         label=None, label_status="unlabeled", provenance=prov)

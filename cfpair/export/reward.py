@@ -1,9 +1,10 @@
-"""Score a policy's answer against a stored scene with cfpair's own metrics: the reward behind
-the TRL and verl examples (``examples/``). (The bundled trainer's GRPO uses the PDMS-style
-score minus a collision penalty instead: ``cfpair.train.grpo``.)
+"""Score a policy's answer against a stored scene the way NAVSIM would: the reward behind the
+TRL and verl examples (``examples/``). (The bundled trainer's GRPO uses PDMS minus a collision
+penalty instead: ``cfpair.train.grpo``.)
 
-reward = 0.5 * PDMS-style score + 0.5 * safety score of the answer's trajectory, driven in the
-record's scene (:func:`cfpair.counterfactual.rebuild.score_poses`): in [0, 1], 0 for an
+reward = 0.5 * PDMS + 0.5 * safety score of the answer's 8 poses in NAVSIM's view of the
+record's scene (NAVSIM's tracker from the anchor's ego state, then NAVSIM v1.1's scorer:
+:func:`cfpair.scoring.rescore.score_poses`, the one scoring path): in [0, 1], 0 for an
 at-fault collision. An answer with no well-formed trajectory gets FORMAT_FAILURE (-1), below
 any trajectory, so a policy learns the format first.
 """
@@ -17,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from cfpair.counterfactual.context import EvalContext
-from cfpair.counterfactual.rebuild import context_from_record, score_poses
 from cfpair.export.text import TrajectoryParseError, parse_trajectory
 from cfpair.labels.models import Facts, PairRecord
+from cfpair.scoring.context import EvalContext
+from cfpair.scoring.rescore import context_from_record, score_poses
 
 FORMAT_FAILURE = -1.0
 _CACHE: OrderedDict[str, tuple[PairRecord, EvalContext]] = OrderedDict()

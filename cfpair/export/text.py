@@ -20,7 +20,13 @@ import re
 import numpy as np
 
 from cfpair.errors import TrajectoryParseError
-from cfpair.labels.models import PairRecord, SafetyLabel, anchor_index
+from cfpair.labels.models import (
+    NEAREST_AGENTS,
+    PairRecord,
+    SafetyLabel,
+    anchor_index,
+    nearest_agents,
+)
 from cfpair.labels.rules import agent_name
 
 XY_DECIMALS = 2
@@ -79,7 +85,7 @@ def clean(text: str) -> str:
     return text.replace(IMAGE_TOKEN, "[image]")
 
 
-def scene_prompt(rec: PairRecord, max_agents: int = 8) -> str:
+def scene_prompt(rec: PairRecord, max_agents: int = NEAREST_AGENTS) -> str:
     """What the policy is told about the scene at the anchor: the command, the ego's motion
     over the last 2 s, the nearest road users now. Nothing of the future and nothing of the
     label (the critical agent is not marked)."""
@@ -90,8 +96,7 @@ def scene_prompt(rec: PairRecord, max_agents: int = 8) -> str:
     hist = ", ".join(f"t={h.t[i]:.1f}s ({h.x[i]:.1f}, {h.y[i]:.1f}) {h.v[i]:.1f} m/s"
                      for i in past) or "not available"
     k = anchor_index(c.t)
-    near = sorted((math.hypot(a.x[k], a.y[k]), a) for a in c.agents if a.valid[k]
-                  ) if c.agents else []
+    near = nearest_agents(c)
     lines = [f"- {a.cls} {a.id}: at ({a.x[k]:.1f}, {a.y[k]:.1f}) m, heading "
              f"{math.degrees(a.yaw[k]):.0f} deg, speed {math.hypot(a.vx[k], a.vy[k]):.1f} m/s"
              for _, a in near[:max_agents]]

@@ -60,13 +60,13 @@ def boxes_overlap(box1: tuple[ArrayLike, ...], box2: tuple[ArrayLike, ...],
                           np.cos(yaw2), np.sin(yaw2), l2 / 2, w2 / 2, eps)
 
 
-def _point_segment_distance(p: F64, a: F64, b: F64) -> F64:
-    """Distance from points p to segments [a, b]; (..., 2) arrays that broadcast."""
-    ab = b - a
-    denom = np.maximum(np.sum(ab * ab, axis=-1), 1e-300)
-    t = np.clip(np.sum((p - a) * ab, axis=-1) / denom, 0.0, 1.0)
-    closest = a + t[..., None] * ab
-    return np.hypot(*np.moveaxis(p - closest, -1, 0))
+def _point_segment_distance(px: F64, py: F64, ax: F64, ay: F64, bx: F64, by: F64) -> F64:
+    """Distance from points p to segments [a, b], coordinates as separate arrays that
+    broadcast (component arithmetic: no reductions over a length-2 axis)."""
+    abx, aby = bx - ax, by - ay
+    denom = np.maximum(abx * abx + aby * aby, 1e-300)
+    t = np.clip(((px - ax) * abx + (py - ay) * aby) / denom, 0.0, 1.0)
+    return np.hypot(px - (ax + t * abx), py - (ay + t * aby))
 
 
 def box_distance(box1: tuple[ArrayLike, ...], box2: tuple[ArrayLike, ...]) -> F64:
@@ -78,11 +78,16 @@ def box_distance(box1: tuple[ArrayLike, ...], box2: tuple[ArrayLike, ...]) -> F6
     c1 = box_corners(*box1)
     c2 = box_corners(*box2)
     c1, c2 = np.broadcast_arrays(c1, c2)
-    e1a, e1b = c1, np.roll(c1, -1, axis=-2)
-    e2a, e2b = c2, np.roll(c2, -1, axis=-2)
-    # (..., 4 corners, 1, 2) against (..., 1, 4 edges, 2)
-    d12 = _point_segment_distance(c1[..., :, None, :], e2a[..., None, :, :], e2b[..., None, :, :])
-    d21 = _point_segment_distance(c2[..., :, None, :], e1a[..., None, :, :], e1b[..., None, :, :])
+    x1, y1, x2, y2 = c1[..., 0], c1[..., 1], c2[..., 0], c2[..., 1]   # (..., 4)
+
+    def corner_to_edges(px: F64, py: F64, ex: F64, ey: F64) -> F64:
+        # (..., 4 corners, 1) against (..., 1, 4 edges)
+        nx, ny = np.roll(ex, -1, axis=-1), np.roll(ey, -1, axis=-1)
+        return _point_segment_distance(px[..., :, None], py[..., :, None], ex[..., None, :],
+                                       ey[..., None, :], nx[..., None, :], ny[..., None, :])
+
+    d12 = corner_to_edges(x1, y1, x2, y2)
+    d21 = corner_to_edges(x2, y2, x1, y1)
     dist = np.minimum(d12.min(axis=(-1, -2)), d21.min(axis=(-1, -2)))
     return np.where(boxes_overlap(box1, box2), 0.0, dist)
 

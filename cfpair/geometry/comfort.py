@@ -58,18 +58,26 @@ def _sg(x: F64, window: int, poly: int, deriv: int = 0, delta: float = 1.0) -> F
     return np.round(savgol_filter(x, window, poly, deriv=deriv, delta=delta), 8)
 
 
+def navsim_unwrap(yaw: F64) -> F64:
+    """NAVSIM's heading unwrap along the last axis: psi[t] - 2 pi * sum_{tau <= t}
+    round((psi[tau] - psi[tau - 1]) / 2 pi) (numpy round, half to even), not ``np.unwrap``."""
+    jumps = np.round(np.diff(yaw, axis=-1) / (2 * np.pi))
+    return yaw - 2 * np.pi * np.concatenate(
+        [np.zeros(yaw.shape[:-1] + (1,)), np.cumsum(jumps, axis=-1)], axis=-1)
+
+
 def comfort(lon_accel: ArrayLike, lat_accel: ArrayLike, yaw: ArrayLike, dt: float,
             bounds: ComfortBounds = ComfortBounds()) -> Comfort:
     """NAVSIM v1.1 comfort from body-frame accelerations and headings sampled every dt s.
 
     Filters: accelerations savgol(window min(41, T), poly 2); jerk = d/dt (window 41) of
     savgol(window 8) of |a| (and of a_lon for the longitudinal jerk); yaw rate / yaw
-    acceleration = first / second savgol derivative (window 5, poly 2 / 3) of the unwrapped
-    heading.
+    acceleration = first / second savgol derivative (window 5, poly 2 / 3) of the heading
+    unwrapped as NAVSIM does (:func:`navsim_unwrap`).
     """
     ax = np.asarray(lon_accel, dtype=np.float64)
     ay = np.asarray(lat_accel, dtype=np.float64)
-    heading = np.unwrap(np.asarray(yaw, dtype=np.float64), axis=-1)
+    heading = navsim_unwrap(np.asarray(yaw, dtype=np.float64))
     n = ax.shape[-1]
     win = min(41, n)
     lon = _sg(ax, win, 2)

@@ -40,8 +40,3 @@ class DrivableArea:
                      width: ArrayLike) -> Bool:
         """Per box (shapes broadcast): are all four corners in the drivable area?"""
         return self.contains(box_corners(x, y, yaw, length, width)).all(axis=-1)
-
-    def corners_inside(self, x: ArrayLike, y: ArrayLike, yaw: ArrayLike, length: ArrayLike,
-                       width: ArrayLike) -> Bool:
-        """Per box and corner (..., 4): is the corner in the drivable area?"""
-        return self.contains(box_corners(x, y, yaw, length, width))

@@ -1,6 +1,7 @@
-"""Kinematic bicycle rollout from (acceleration, steering rate) with limits, and a feasibility
-check of any trajectory. Vectorised over any leading dimensions; the per-step clamps that make
-the recurrences sequential are solved with an associative scan in O(log T) array passes."""
+"""Kinematic bicycle rollout from (acceleration, steering rate) with limits, its one-step form,
+a closed-loop pose tracker on it, and a feasibility check of any trajectory. Vectorised over any
+leading dimensions; the per-step clamps that make the recurrences sequential are solved with an
+associative scan in O(log T) array passes."""
 
 from __future__ import annotations
 
@@ -108,6 +109,55 @@ def bicycle_rollout(x0: ArrayLike, y0: ArrayLike, yaw0: ArrayLike, v0: ArrayLike
     y = np.broadcast_to(np.asarray(y0, dtype=np.float64), lead)[..., None] + np.concatenate(
         [np.zeros(lead + (1,)), np.cumsum(step_y, axis=-1)], axis=-1)
     return Rollout(x, y, wrap_angle(yaw), v, steer, applied, omega)
+
+
+def bicycle_step(x: F64, y: F64, yaw: F64, v: F64, steer: F64, accel: F64, steer_rate: F64,
+                 dt: float, limits: VehicleLimits) -> tuple[F64, F64, F64, F64, F64]:
+    """One explicit Euler step of the kinematic bicycle (the equations of
+    :func:`bicycle_rollout`): new x, y, yaw (unwrapped), speed and steering angle."""
+    nx = x + v * np.cos(yaw) * dt
+    ny = y + v * np.sin(yaw) * dt
+    nyaw = yaw + v * np.tan(steer) / limits.wheel_base * dt
+    nv = np.clip(v + accel * dt, 0.0, limits.max_speed)
+    nsteer = np.clip(steer + steer_rate * dt, -limits.max_steer, limits.max_steer)
+    return nx, ny, nyaw, nv, nsteer
+
+
+def track(x: F64, y: F64, yaw0: float, v0: F64, dt: float, limits: VehicleLimits,
+          lookahead_s: float = 0.6) -> tuple[F64, F64, F64, F64]:
+    """Follow target positions (K, T) with a closed-loop controller on the kinematic bicycle:
+    pure pursuit on the rear axle for steering (rate-limited) and a speed/along-track feedback
+    with feed-forward for acceleration, one step at a time for all K at once (NAVSIM tracks its
+    proposals with an LQR controller instead). The recorded commands are then rolled with
+    :func:`bicycle_rollout`, so the result is exactly a bicycle trajectory within the actuator
+    limits. Returns rear-axle x, y, yaw, v (K, T)."""
+    k, n_t = x.shape
+    v_ref = np.concatenate([np.hypot(np.diff(x), np.diff(y)) / dt,
+                            np.zeros((k, 1))], axis=1)
+    v_ref[:, -1] = v_ref[:, -2]
+    a_ref = np.concatenate([np.diff(v_ref, axis=1), np.zeros((k, 1))], axis=1) / dt
+    ahead = max(int(round(lookahead_s / dt)), 1)
+    px, py = x[:, 0].copy(), y[:, 0].copy()
+    yaw = np.full(k, yaw0, np.float64)
+    v = np.asarray(v0, np.float64).copy()
+    steer = np.zeros(k)
+    accels, rates = np.zeros((k, n_t - 1)), np.zeros((k, n_t - 1))
+    for t in range(n_t - 1):
+        j = min(t + ahead, n_t - 1)
+        gx, gy = x[:, j] - px, y[:, j] - py
+        ld = np.hypot(gx, gy)
+        alpha = np.arctan2(gy, gx) - yaw
+        kappa = np.where(ld > 0.5, 2 * np.sin(alpha) / np.maximum(ld, 1e-6), 0.0)
+        want = np.clip(np.arctan(limits.wheel_base * kappa), -limits.max_steer, limits.max_steer)
+        rate = np.clip((want - steer) / dt, -limits.max_steer_rate, limits.max_steer_rate)
+        ex, ey = x[:, t + 1] - px, y[:, t + 1] - py
+        along = ex * np.cos(yaw) + ey * np.sin(yaw) - v * dt
+        acc = a_ref[:, t] + (v_ref[:, t] - v) / 0.5 + 1.0 * along / dt
+        acc = np.clip(acc, limits.min_accel, limits.max_accel)
+        accels[:, t], rates[:, t] = acc, rate
+        px, py, yaw, v, steer = bicycle_step(px, py, yaw, v, steer, acc, rate, dt, limits)
+    r = bicycle_rollout(x[:, 0], y[:, 0], yaw0, v0, accels, rates, dt, 0.0, limits)
+    return r.x, r.y, r.yaw, r.v
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,9 @@ def projected_ego_hits(ego: BoxSeq, speed: ArrayLike, agents: BoxSeq, dt: float,
     """NAVSIM's TTC geometry: at each step t translate the ego box along its heading by
     ``speed * offset * dt`` and test it against the agents at step ``t + offset``.
 
-    ego: (..., T) boxes; speed: (..., T) m/s; agents: (N, T). Steps whose ``t + offset`` falls
-    past the horizon are not tested (NAVSIM's observation runs 1 s longer than the plan).
+    ego: (..., T) boxes; speed: (..., T) m/s; agents: (N, O) with O >= T on the same grid from
+    the same start (NAVSIM's observation runs 1 s longer than the plan: O = T + 10). Steps whose
+    ``t + offset`` falls past the agents' last step are not tested.
     """
     x = np.asarray(ego.x, dtype=np.float64)
     lead, n_t = x.shape[:-1], x.shape[-1]
@@ -50,8 +51,11 @@ def projected_ego_hits(ego: BoxSeq, speed: ArrayLike, agents: BoxSeq, dt: float,
     shift = speed[None] * (off * dt).reshape((-1,) + (1,) * x.ndim)
     px = x[None] + shift * np.cos(yaw)[None]
     py = np.asarray(ego.y, dtype=np.float64)[None] + shift * np.sin(yaw)[None]
-    src = np.arange(n_t)[None, :] - off[:, None]  # (J, T) source step for each target step
-    ok = src >= 0
+    n_o = np.asarray(agents.x).shape[-1]
+    if n_o < n_t:
+        raise ShapeError(f"agents need at least the ego's {n_t} steps, got {n_o}")
+    src = np.arange(n_o)[None, :] - off[:, None]  # (J, O) source step for each target step
+    ok = (src >= 0) & (src < n_t)
     srcc = np.clip(src, 0, n_t - 1)
     jj = np.arange(len(off))[:, None]
 

@@ -8,6 +8,7 @@ cfpair.labels.schemas`` regenerates it; a test fails when it is stale).
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Annotated
 
@@ -154,7 +155,14 @@ class Costs(Strict):
 
 
 class Facts(Strict):
-    """What cfpair's geometry measured for one trajectory."""
+    """What cfpair's geometry measured for one trajectory.
+
+    The events (collision, conflict, critical agent, TTC, drivable area, comfort) and the PDMS
+    sub-scores are NAVSIM's view: the trajectory's 8 poses re-simulated by NAVSIM's tracker,
+    scored as NAVSIM v1.1 does. ``exact_*`` are the sub-scores of the stored 0.1 s states
+    themselves; min_ttc_s, min_distance_m, safety_score and the costs are measured on those
+    states. ``dac`` is None (``dac_evaluated`` False) when the scene has no map.
+    """
 
     collides: bool
     at_fault: bool
@@ -172,12 +180,19 @@ class Facts(Strict):
     feasible: bool
     progress_m: Annotated[float, Field(ge=0.0)]
     nc: Prob
-    dac: Prob
+    dac: Prob | None
     ttc: Prob
     ep: Prob
     comfort: Prob
     pdms: Prob
     safety_score: Prob
+    dac_evaluated: bool
+    exact_nc: Prob
+    exact_dac: Prob | None
+    exact_ttc: Prob
+    exact_ep: Prob
+    exact_comfort: Prob
+    exact_pdms: Prob
 
 
 class Trajectory(Strict):
@@ -255,6 +270,17 @@ class Context(Strict):
     agents: list[Agent]
     map: MapSummary
     cameras: list[Camera]
+
+
+#: how many road users the labeler prompt, the export prompt and the trainer's scene tokens show
+NEAREST_AGENTS = 8
+
+
+def nearest_agents(context: Context) -> list[tuple[float, Agent]]:
+    """Road users valid at the anchor, nearest first: (distance from the ego rear axle, agent)."""
+    k = anchor_index(context.t)
+    rows = [(math.hypot(a.x[k], a.y[k]), a) for a in context.agents if a.valid[k]]
+    return sorted(rows, key=lambda r: r[0])
 
 
 class Provenance(Strict):

@@ -23,6 +23,7 @@ from matplotlib.path import Path as MplPath
 
 from cfpair.errors import ConfigError
 from cfpair.geometry.boxes import box_corners
+from cfpair.labels.models import NEAREST_AGENTS as MAX_AGENTS
 from cfpair.labels.models import (
     AgentClass,
     HazardType,
@@ -31,12 +32,13 @@ from cfpair.labels.models import (
     PairRecord,
     SafetyLabel,
     anchor_index,
+    nearest_agents,
 )
+from cfpair.scoring.pdms import risky
 
 GRID = 48
 X_RANGE, Y_RANGE = (-16.0, 48.0), (-32.0, 32.0)
 CHANNELS = ("drivable", "route", "agents_now", "agents_1s_ago", "ego")
-MAX_AGENTS = 8
 COMMANDS = ("left", "straight", "right")
 HAZARDS = tuple(str(h) for h in HazardType)
 #: critical agent classes of the statement ('none' when the label names no agent)
@@ -118,10 +120,8 @@ def raster(rec: PairRecord) -> np.ndarray:
 
 
 def _agents(rec: PairRecord) -> tuple[np.ndarray, np.ndarray]:
-    c = rec.context
-    k = anchor_index(c.t)
-    rows = sorted(((float(np.hypot(a.x[k], a.y[k])), a) for a in c.agents if a.valid[k]),
-                  key=lambda r: r[0])[:MAX_AGENTS]
+    k = anchor_index(rec.context.t)
+    rows = nearest_agents(rec.context)[:MAX_AGENTS]
     feat = np.zeros((MAX_AGENTS, 7), np.float32)
     mask = np.zeros(MAX_AGENTS, bool)
     for i, (_, a) in enumerate(rows):
@@ -133,7 +133,7 @@ def _agents(rec: PairRecord) -> tuple[np.ndarray, np.ndarray]:
 
 def _risky(rec: PairRecord) -> bool:
     f = rec.expert.facts
-    return f.collides or not f.ttc_ok or not f.drivable_ok
+    return bool(risky(f.collides, f.ttc_ok, f.drivable_ok))
 
 
 def _wp(poses: list[list[float]]) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Evaluation on held-out scenes: the policy's mean waypoints driven in each stored scene and
-scored by one swappable scoring view (today cfpair's own geometry), the risk head, and the
+scored by one swappable scoring view (NAVSIM's view: the 8 poses re-simulated by NAVSIM's
+tracker and scored by NAVSIM v1.1's rules, :mod:`cfpair.scoring.views`), the risk head, and the
 structured failure / corrective statement scored by exact match, each accuracy beside the
 accuracy of a majority-class baseline."""
 
@@ -30,16 +31,16 @@ class DrivingScore(NamedTuple):
 ScoreFn = Callable[[int, np.ndarray], DrivingScore]
 
 
-def cfpair_view(scorer: Scorer) -> ScoreFn:
-    """cfpair's own rollout scores: any collision, PDMS-style score (``cfpair.metrics``)."""
+def navsim_view(scorer: Scorer) -> ScoreFn:
+    """NAVSIM's view of the driven poses: any collision, PDMS (``cfpair.train.scoring``)."""
     def score(i: int, waypoints: np.ndarray) -> DrivingScore:
         f = scorer.facts(i, waypoints[None])[0]
         return DrivingScore(bool(f.collides), float(f.pdms))
     return score
 
 
-#: scoring views by name; the NAVSIM view registers here with the same signature
-SCORING: dict[str, Callable[[Scorer], ScoreFn]] = {"cfpair": cfpair_view}
+#: scoring views by name (another view registers here with the same signature)
+SCORING: dict[str, Callable[[Scorer], ScoreFn]] = {"navsim": navsim_view}
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def _mean(x: np.ndarray) -> float:
 
 
 def evaluate(model: TinyVLA, data: Batch, scorer: Scorer, device: torch.device,
-             majority: Majority | None = None, scoring: str = "cfpair") -> Metrics:
+             majority: Majority | None = None, scoring: str = "navsim") -> Metrics:
     """Metrics of the policy on ``data`` (``scorer`` holds the same records in order), driven
     and scored by the view ``scoring``; ``majority`` is the training set's baseline (default:
     the evaluated set's own majority, an optimistic baseline)."""

@@ -184,7 +184,7 @@ def run_stage(data: Split, stage: str, seed: int, device: torch.device, cfg: Tra
 
 def ablation_arms(data: Split, seed: int, device: torch.device, cfg: TrainConfig,
                   arms: tuple[str, ...] = ARMS, conditions: tuple[str, ...] = ("",),
-                  scoring: str = "cfpair") -> dict[str, Metrics]:
+                  scoring: str = "navsim") -> dict[str, Metrics]:
     """The arms for one training seed, rows named by ``arm_label``. Each base is trained once
     (from ``seed``) and every GRPO arm and condition starts from a copy of it, so the arms of
     one seed differ only in what they add."""

@@ -1,13 +1,14 @@
-"""Score waypoints in stored scenes with cfpair's geometry (the reward of GRPO and the
-metrics of the evaluation): contexts are built once per record and reused."""
+"""Score waypoints in stored scenes in NAVSIM's view (NAVSIM's tracker, then NAVSIM v1.1's
+scorer; the one path of :mod:`cfpair.scoring.views`): the reward of GRPO and the metrics of the
+evaluation. Contexts are built once per record and reused."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from cfpair.counterfactual.context import EvalContext
-from cfpair.counterfactual.rebuild import context_from_record, score_poses
 from cfpair.labels.models import Facts, PairRecord
+from cfpair.scoring.context import EvalContext
+from cfpair.scoring.rescore import context_from_record, score_poses
 from cfpair.train.data import poses_of
 
 

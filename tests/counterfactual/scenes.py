@@ -6,7 +6,7 @@ import numpy as np
 
 from cfpair.types import AgentTracks, MapGeometry, Scenario, Trajectory
 
-T = np.round(np.arange(-20, 41) * 0.1, 10)   # 2 s history, 4 s future, anchor index 20
+T = np.round(np.arange(-20, 51) * 0.1, 10)   # 2 s history, 5 s future (observation), anchor 20
 ANCHOR = 20
 LANE_W = 3.5
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cfpair.counterfactual.candidates import build_candidates, track
-from cfpair.counterfactual.context import build_context
+from cfpair.counterfactual.candidates import build_candidates
 from cfpair.counterfactual.operators import DEFAULT_VARIANTS, OPERATORS, OpInput, apply
-from cfpair.counterfactual.pairing import make_pair, meta_action, risky_mask, safe_mask
+from cfpair.counterfactual.pairing import make_pair, meta_action, safe_mask
 from cfpair.errors import SceneRejected
-from cfpair.geometry.kinematics import VehicleLimits
-from cfpair.metrics.pdms import score_candidates
+from cfpair.geometry.kinematics import VehicleLimits, track
+from cfpair.scoring.context import build_context
+from cfpair.scoring.views import score_trajectories
 from cfpair.sources.synthetic import SyntheticSource
 
 from .scenes import scene
@@ -21,7 +21,7 @@ from .scenes import track as straight
 def _pair(scn, k=256, seed=0):  # noqa: ANN001, ANN202
     ctx = build_context(scn, scn.anchors[0])
     c = build_candidates(ctx, k, seed)
-    s = score_candidates(ctx, c.x, c.y, c.yaw, c.v, c.path.xy)
+    s = score_trajectories(ctx, c.x, c.y, c.yaw, c.v, c.feasible)
     return ctx, c, s, make_pair(ctx, c, s)
 
 
@@ -66,14 +66,15 @@ def test_a_colliding_logged_future_is_the_negative_and_the_positive_is_safe() ->
     s = scene(straight(0, -1.75, 12.0), [("parked", "vehicle", straight(40, -1.75, 0.0),
                                           4.8, 2.0)])
     ctx, c, sc, p = _pair(s)
-    assert p.negative == 0 and p.negative_facts.collides and p.negative_facts.critical_agent == 0
-    assert p.negative_facts.first_conflict_time_s == pytest.approx(
+    f, neg = p.facts, p.facts.row(ctx, 0)
+    assert p.negative == 0 and neg.collides and f.critical_agent[0] == 0
+    assert neg.first_conflict_time_s == pytest.approx(
         round(np.ceil((40 - 2.4 - 4.049) / 12.0 * 10) / 10, 1))
-    pos = p.positive_facts
+    pos = f.row(ctx, p.positive)
     assert not pos.collides and pos.ttc_ok and pos.drivable_ok and pos.feasible
-    assert pos.min_distance_m >= 0.5 and pos.safety_score > p.negative_facts.safety_score
+    assert pos.min_distance_m >= 0.5 and pos.safety_score > neg.safety_score
     assert safe_mask(sc, c.feasible)[p.positive] or not pos.comfort_ok
-    costs = p.negative_facts.costs
+    costs = f.cost_row(0).model_dump()
     assert costs["collision"][28] == 1.0 and costs["collision"][27] == 0
     assert costs["safety"][28] == 0.0
     assert all(len(v) == 41 for v in costs.values())
@@ -83,10 +84,10 @@ def test_a_safe_expert_gets_a_near_expert_risky_negative() -> None:
     s = scene(straight(0, -1.75, 10.0), [("lead", "vehicle", straight(20, -1.75, 10.0),
                                           4.8, 2.0)])
     ctx, c, sc, p = _pair(s)
-    assert not risky_mask(sc)[0] and p.negative != 0 and risky_mask(sc)[p.negative]
+    assert not sc.risky[0] and p.negative != 0 and sc.risky[p.negative]
     # the chosen negative is the nearest agent-related risky candidate to the expert
     ade = np.mean(np.hypot(c.x - c.x[0], c.y - c.y[0]), axis=1)
-    pool = risky_mask(sc) & c.feasible & (sc.collides | (sc.ttc == 0))
+    pool = sc.risky & c.feasible & (sc.collides | (sc.ttc == 0))
     assert ade[p.negative] == pytest.approx(ade[pool].min())
 
 

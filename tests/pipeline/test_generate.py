@@ -74,7 +74,8 @@ def test_output_layout_schema_and_records(reference: Path) -> None:
 
 def test_huggingface_datasets_reads_the_folder(reference: Path) -> None:
     datasets = pytest.importorskip("datasets")
-    ds = datasets.load_dataset(str(reference))
+    # a private cache: the shared one is keyed by file names and may hold another run's rows
+    ds = datasets.load_dataset(str(reference), cache_dir=str(reference.parent / "hf-cache"))
     man = json.loads((reference / "manifest.json").read_text())
     assert {k: len(v) for k, v in ds.items()} == man["counts"]["by_split"]
     assert ds["train"][0]["label"]["risk_level"] in ("critical", "high", "medium", "low")

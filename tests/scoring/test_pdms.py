@@ -1,4 +1,4 @@
-"""PDMS-style scoring against hand-computed cases, shapely, and rigid-motion invariance."""
+"""PDMS scoring against hand-computed cases, shapely, and rigid-motion invariance."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import pytest
 import shapely
 
 from cfpair.counterfactual.candidates import build_candidates
-from cfpair.counterfactual.context import build_context
 from cfpair.geometry.boxes import box_corners
-from cfpair.metrics.pdms import COLLISION_TYPES, score_candidates, segment_hits_box
-
-from .scenes import LANE_W, scene, track
+from cfpair.scoring.boxes import segment_hits_box
+from cfpair.scoring.context import build_context
+from cfpair.scoring.pdms import COLLISION_TYPES, score_candidates
+from cfpair.scoring.views import score_trajectories
+from tests.counterfactual.scenes import LANE_W, scene, track
 
 EGO_FRONT = 1.461 + 5.176 / 2      # rear axle to front bumper
 
@@ -21,8 +22,7 @@ def score_expert(scn):  # noqa: ANN001, ANN201
     ex = ctx.expert
     x, y, yaw = ex["x"][None], ex["y"][None], ex["yaw"][None]
     v = np.hypot(ex["vx"], ex["vy"])[None]
-    line = np.array([[-50.0, ex["y"][0]], [500.0, ex["y"][0]]])
-    return score_candidates(ctx, x, y, yaw, v, line).take(0)
+    return score_candidates(ctx, x, y, yaw, v).take(0)
 
 
 def test_stopped_vehicle_ahead_is_an_at_fault_collision_at_the_computed_step() -> None:
@@ -31,7 +31,7 @@ def test_stopped_vehicle_ahead_is_an_at_fault_collision_at_the_computed_step() -
     e = score_expert(s)
     assert COLLISION_TYPES[e["collision_type"]] == "stopped_track"
     assert e["collision_step"] == 24 and e["at_fault"] and e["nc"] == 0.0
-    assert e["score"] == 0.0 and e["ttc"] == 0.0
+    assert e["pdms"] == 0.0 and e["ttc"] == 0.0
 
 
 def test_rear_end_by_another_car_is_not_at_fault() -> None:
@@ -63,12 +63,12 @@ def test_drivable_area_progress_and_score_formula() -> None:
     free = scene(track(0, -1.75, 10.0), [])
     e = score_expert(free)
     assert e["dac"] == 1 and e["nc"] == 1 and e["ttc"] == 1 and e["comfort"] == 1
-    assert e["progress"] == pytest.approx(40.0, abs=1e-6) and e["ep"] == 1.0
-    assert e["score"] == 1.0
+    assert e["progress_m"] == pytest.approx(40.0, abs=1e-6) and e["ep"] == 1.0
+    assert e["pdms"] == 1.0
     # drifting left across the left lane's outer edge: off the drivable area
     off = scene(track(0, -1.75, 10.0, 2.0), [])
     o = score_expert(off)
-    assert o["dac"] == 0 and o["score"] == 0.0
+    assert o["dac"] == 0 and o["pdms"] == 0.0
     # the first off-road step: the left corners cross y = 3.5
     ego = off.ego.at(slice(off.anchors[0], None))     # world frame, 41 future states
     cx = ego.x + 1.461 * np.cos(ego.yaw)
@@ -82,16 +82,16 @@ def test_hard_braking_is_uncomfortable_and_ep_is_relative_to_the_expert() -> Non
     s = scene(track(0, -1.75, 10.0), [])
     ctx = build_context(s, s.anchors[0])
     cands = build_candidates(ctx, 128, seed=0)
-    sc = score_candidates(ctx, cands.x, cands.y, cands.yaw, cands.v, cands.path.xy)
+    sc = score_candidates(ctx, cands.x, cands.y, cands.yaw, cands.v)
     i = cands.names.index("hard_brake")
     while cands.params[i] != {"start": 0.0, "decel": -8.0}:
         i += 1
     assert sc.comfort[i] == 0.0
     # EP = progress / expert progress (40 m), for every candidate with NC * DAC > 0
     ok = sc.nc * sc.dac > 0
-    np.testing.assert_allclose(sc.ep[ok], np.minimum(sc.progress[ok] / 40.0, 1.0), atol=1e-9)
+    np.testing.assert_allclose(sc.ep[ok], np.minimum(sc.progress_m[ok] / 40.0, 1.0), atol=1e-9)
     np.testing.assert_allclose(
-        sc.score, sc.nc * sc.dac * (5 * sc.ep + 5 * sc.ttc + 2 * sc.comfort) / 12)
+        sc.pdms, sc.nc * sc.dac * (5 * sc.ep + 5 * sc.ttc + 2 * sc.comfort) / 12)
 
 
 def test_segment_box_test_agrees_with_shapely() -> None:
@@ -128,14 +128,20 @@ def test_scores_do_not_depend_on_the_world_frame() -> None:
                           "map": type(base.map)(drivable=polys, lanes=polys, centerlines=lines,
                                                 on_route=base.map.on_route,
                                                 lane_ids=base.map.lane_ids)})
-    out = []
+    out, navsim = [], []
     for scn in (base, moved):
         ctx = build_context(scn, scn.anchors[0])
         cands = build_candidates(ctx, 96, seed=4)
-        out.append((cands, score_candidates(ctx, cands.x, cands.y, cands.yaw, cands.v,
-                                            cands.path.xy)))
+        out.append((cands, score_candidates(ctx, cands.x, cands.y, cands.yaw, cands.v)))
+        navsim.append(score_trajectories(ctx, cands.x, cands.y, cands.yaw, cands.v,
+                                         cands.feasible))
     (ca, sa), (cb, sb) = out
+    # NAVSIM's view too: the same sub-scores for every candidate wherever the scene lies
+    for name in ("nc", "dac", "ttc", "comfort", "collides"):
+        np.testing.assert_array_equal(getattr(navsim[0], name), getattr(navsim[1], name),
+                                      err_msg=name)
+    np.testing.assert_allclose(navsim[0].pdms, navsim[1].pdms, atol=1e-6)
     np.testing.assert_allclose(ca.x, cb.x, atol=1e-6)
     for name in ("nc", "dac", "ttc", "comfort", "collision_step", "ttc_step"):
         np.testing.assert_array_equal(getattr(sa, name), getattr(sb, name), err_msg=name)
-    np.testing.assert_allclose(sa.score, sb.score, atol=1e-6)
+    np.testing.assert_allclose(sa.pdms, sb.pdms, atol=1e-6)

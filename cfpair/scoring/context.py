@@ -1,5 +1,6 @@
-"""The evaluation context of one (scenario, anchor): everything on cfpair's 0.1 s grid, in the
-ego rear-axle frame at the anchor.
+"""The scene context scoring reads for one (scenario, anchor): cfpair's 0.1 s grid, ego frame.
+
+Everything is in the ego rear-axle frame at the anchor.
 
 History covers ``history_s`` before the anchor, the future ``horizon_s`` after it (41 states for
 NAVSIM's 4 s). Sources with other steps (NAVSIM logs at 0.5 s) are linearly interpolated;
@@ -9,6 +10,7 @@ a resampled sample is valid only where both neighbours are valid.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import shapely
@@ -19,7 +21,6 @@ from cfpair.geometry.transforms import wrap_angle
 from cfpair.types import F64, Bool, Scenario
 
 DT = 0.1
-
 
 
 def resample(t_src: F64, values: dict[str, F64], valid: Bool, t_dst: F64
@@ -47,21 +48,47 @@ def resample(t_src: F64, values: dict[str, F64], valid: Bool, t_dst: F64
     return out, ok
 
 
+def expert_line(x: F64, y: F64, yaw0: float, ahead_m: float = 250.0, behind_m: float = 20.0,
+                min_step: float = 0.05) -> F64:
+    """The expert's rear-axle path (M, 2) without near-duplicate points (a stopped car),
+    extended straight ``behind_m`` before its start and ``ahead_m`` past its end."""
+    pts = np.stack([x, y], -1)
+    keep = [0]
+    for i in range(1, len(pts)):
+        if np.hypot(*(pts[i] - pts[keep[-1]])) >= min_step:
+            keep.append(i)
+    pts = pts[keep]
+    if len(pts) < 2:
+        head0 = head1 = np.array([np.cos(yaw0), np.sin(yaw0)])
+    else:
+        d0, d1 = pts[1] - pts[0], pts[-1] - pts[-2]
+        head0, head1 = d0 / np.linalg.norm(d0), d1 / np.linalg.norm(d1)
+    return np.concatenate([[pts[0] - behind_m * head0], pts, [pts[-1] + ahead_m * head1]])
+
+
 @dataclass(frozen=True)
 class EvalContext:
-    """One anchor of one scenario, ready for scoring.
+    """One anchor of one scenario, ready for scoring: only what scoring reads (no Scenario).
 
-    t_hist (H,), t_fut (T,) seconds from the anchor (T = 41 by default);
+    source, scenario_id, anchor: where it comes from; ego_length, ego_width (m) and
+    ego_rear_to_center (m, rear axle to box centre along the heading): the ego box;
+    t_hist (H,), t_fut (T,) seconds from the anchor (T = 41 by default); t_obs (O,) the
+    agents' future (O = 51: NAVSIM's observation runs 1 s past the plan, to 5 s);
     ego_hist / expert: dicts x, y, yaw, vx, vy of (H,) / (T,) (rear axle, ego frame);
     expert_valid (T,): logged samples (the rest is constant-velocity extrapolation);
-    agents: x, y, yaw, vx, vy (N, H + T) on ``t_all``; agent_valid (N, H + T); ids, classes,
+    agents: x, y, yaw, vx, vy (N, H + O) on ``t_all``; agent_valid (N, H + O); ids, classes,
     length, width (N,); drivable: DrivableArea or None (no map); lanes: shapely polygons.
     """
 
-    scenario: Scenario
+    source: str
+    scenario_id: str
     anchor: int
+    ego_length: float
+    ego_width: float
+    ego_rear_to_center: float
     t_hist: F64
     t_fut: F64
+    t_obs: F64
     ego_hist: dict[str, F64]
     ego_hist_valid: Bool
     expert: dict[str, F64]
@@ -80,23 +107,25 @@ class EvalContext:
 
     @property
     def t_all(self) -> F64:
-        """History then future times."""
-        return np.concatenate([self.t_hist, self.t_fut])
+        """History then observation times (the agents' grid)."""
+        return np.concatenate([self.t_hist, self.t_obs])
 
     @property
     def n_hist(self) -> int:
         """Number of history steps (t < 0); t = 0 is the first future step."""
         return int(self.t_hist.size)
 
-    def agents_future(self) -> tuple[dict[str, F64], Bool]:
-        """Agent arrays over the future steps only (N, T)."""
-        h = self.n_hist
-        return {k: v[:, h:] for k, v in self.agents.items()}, self.agent_valid[:, h:]
+    @cached_property
+    def route(self) -> F64:
+        """The progress reference line (M, 2): the expert's path, extended."""
+        return expert_line(self.expert["x"], self.expert["y"], float(self.expert["yaw"][0]))
 
-    @property
-    def ego_speed0(self) -> float:
-        """Ego speed at the anchor (m/s)."""
-        return float(np.hypot(self.expert["vx"][0], self.expert["vy"][0]))
+    def agents_future(self, observed: bool = False) -> tuple[dict[str, F64], Bool]:
+        """Agent arrays over the plan's future steps (N, T), or over the whole observation
+        (N, O) with ``observed``."""
+        h = self.n_hist
+        e = h + (self.t_obs.size if observed else self.t_fut.size)
+        return {k: v[:, h:e] for k, v in self.agents.items()}, self.agent_valid[:, h:e]
 
 
 def _extrapolate(traj: dict[str, F64], valid: Bool, t: F64) -> dict[str, F64]:
@@ -112,12 +141,13 @@ def _extrapolate(traj: dict[str, F64], valid: Bool, t: F64) -> dict[str, F64]:
 
 
 def build_context(scn: Scenario, anchor: int, horizon_s: float = 4.0, history_s: float = 2.0,
-                  radius_m: float = 80.0, max_agents: int = 64, min_future_s: float = 0.5
-                  ) -> EvalContext:
+                  radius_m: float = 80.0, max_agents: int = 64, min_future_s: float = 0.5,
+                  observation_s: float = 5.0) -> EvalContext:
     """Cut, resample and frame one anchor; raises SceneRejected when it cannot be scored."""
     local = scn.in_ego_frame(anchor)
     n_f, n_h = int(round(horizon_s / DT)) + 1, int(round(history_s / DT))
     t_fut = np.arange(n_f) * DT
+    t_obs = np.arange(max(int(round(observation_s / DT)) + 1, n_f)) * DT
     t_hist = (np.arange(n_h) - n_h) * DT
     e = local.ego
     ego_vals = {k: getattr(e, k) for k in ("x", "y", "yaw", "vx", "vy")}
@@ -136,12 +166,13 @@ def build_context(scn: Scenario, anchor: int, horizon_s: float = 4.0, history_s:
     hist, hist_ok = resample(e.t, ego_vals, e.valid, t_hist)
 
     a = local.agents
-    t_all = np.concatenate([t_hist, t_fut])
+    t_all = np.concatenate([t_hist, t_obs])
     avals, aok = resample(a.t, {k: getattr(a, k) for k in ("x", "y", "yaw", "vx", "vy")},
                           a.valid, t_all)
-    dist = np.hypot(avals["x"] - np.concatenate([hist["x"], fut["x"]]),
-                    avals["y"] - np.concatenate([hist["y"], fut["y"]]))
-    dmin = np.min(np.where(aok, dist, np.inf), axis=1, initial=np.inf)
+    plan = slice(0, n_h + n_f)   # agents are kept by their distance to the ego over the plan
+    dist = np.hypot(avals["x"][:, plan] - np.concatenate([hist["x"], fut["x"]]),
+                    avals["y"][:, plan] - np.concatenate([hist["y"], fut["y"]]))
+    dmin = np.min(np.where(aok[:, plan], dist, np.inf), axis=1, initial=np.inf)
     keep = np.flatnonzero(dmin <= radius_m)
     keep = keep[np.argsort(dmin[keep], kind="stable")][:max_agents]
     keep.sort()
@@ -155,8 +186,10 @@ def build_context(scn: Scenario, anchor: int, horizon_s: float = 4.0, history_s:
         drivable = DrivableArea([c for c in clipped if not c.is_empty])
     lanes = tuple(shapely.Polygon(p).buffer(0) for p in local.map.lanes)
     return EvalContext(
-        scenario=scn, anchor=anchor, t_hist=t_hist, t_fut=t_fut, ego_hist=hist,
-        ego_hist_valid=hist_ok, expert=fut, expert_valid=fut_ok, agents=avals,
+        source=scn.source, scenario_id=scn.scenario_id, anchor=anchor,
+        ego_length=scn.ego_length, ego_width=scn.ego_width,
+        ego_rear_to_center=scn.ego_rear_to_center, t_hist=t_hist, t_fut=t_fut, t_obs=t_obs,
+        ego_hist=hist, ego_hist_valid=hist_ok, expert=fut, expert_valid=fut_ok, agents=avals,
         agent_valid=aok[keep], ids=a.ids[keep], classes=a.classes[keep],
         length=a.length[keep], width=a.width[keep], drivable=drivable, lanes=lanes,
         polygons=polys, centerlines=tuple(np.asarray(c) for c in local.map.centerlines),
