@@ -105,23 +105,6 @@ def _source(cfg: GenerateConfig) -> ScenarioSource:
     return _SOURCES[key]
 
 
-#: config fields that must be whole numbers (``limit = true`` is an error, not 1)
-_INTS = ("limit", "seed", "n_candidates", "max_anchors", "shard_size", "workers")
-
-
-def check_types(cfg: GenerateConfig) -> None:
-    """Refuse booleans, floats and strings where the run needs a whole number, and anything
-    but a boolean for ``overwrite`` (the string "false" must never wipe a folder). The typed
-    config already checks every value when it is built; this guards a config patched later."""
-    for name in _INTS:
-        v = getattr(cfg, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-            raise ConfigError(f"{name} must be a whole number, got {type(v).__name__} {v!r}")
-    if not isinstance(cfg.overwrite, bool):
-        raise ConfigError(f"overwrite must be true or false, got {type(cfg.overwrite).__name__}"
-                          f" {cfg.overwrite!r}")
-
-
 #: the most scenes one split of one run may plan (memory stays bounded; use --limit)
 MAX_SCENES_PER_SPLIT = 5_000_000
 
@@ -145,7 +128,6 @@ def _split_refs(src: ScenarioSource, cfg: GenerateConfig, split: str) -> list[Sc
 
 def plan(cfg: GenerateConfig) -> list[ShardSpec]:
     """All shards of the run, in order; a run with no scene at all is an error."""
-    check_types(cfg)
     src = _source(cfg)
     specs = []
     for split in cfg.splits:

@@ -188,7 +188,9 @@ def test_ablation_table_is_saved_as_markdown_and_json(small_run: Path, tmp_path:
     assert r.returncode == 0, r.stderr
     md = (ckpt / "ablation.md").read_text()
     data = json.loads((ckpt / "ablation.json").read_text())
-    assert data["seeds"] == [0] and len(data["arms"]) == 4
+    from cfpair.train.run import ARMS
+
+    assert data["seeds"] == [0] and list(data["arms"]) == list(ARMS)
     for arm, row in data["arms"].items():
         assert f"| {arm} | {row['collision_rate']['mean']:.3f} ±" in md
     assert md in r.stdout.replace("\r", "")

@@ -92,10 +92,14 @@ def test_shard_size_1_workers_2_writes_the_manifest_with_every_reject(tmp_path: 
     man = json.loads((out / "manifest.json").read_text())
     assert man["status"] == "complete" and len(man["shards"]) == 10
     rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
-    assert len(rejects) == 6 and {r["reason"] for r in rejects} == {"load_error"}
-    for r in rejects:
+    loads = [r for r in rejects if r["reason"] == "load_error"]
+    # the 4 good logs load; since NAVSIM-view scoring an anchor of them may have no candidate
+    # safe in both views (no_safe_candidate), never any other reason
+    others = [r for r in rejects if r["reason"] != "load_error"]
+    assert len(loads) == 6 and {r["reason"] for r in others} <= {"no_safe_candidate"}
+    for r in loads:
         assert r["file"].endswith(".pkl") and r["file"] in r["detail"]
-    assert man["counts"]["pairs"] == 4
+    assert man["counts"]["pairs"] + len(others) == 4 and man["counts"]["pairs"] >= 3
     assert validate(out, recompute=False).ok
 
 
@@ -119,7 +123,7 @@ def test_an_exception_that_is_not_a_cfpair_error_is_an_internal_error(tmp_path: 
 
 @pytest.mark.parametrize("value", [True, 1.0])
 def test_limit_must_be_a_whole_number(tmp_path: Path, value: object) -> None:
-    with pytest.raises(ConfigError, match="limit must be a whole number"):
+    with pytest.raises(ConfigError, match="limit: expected an integer"):
         plan(_cfg(tmp_path, limit=value))
 
 
@@ -146,7 +150,7 @@ def test_limit_true_in_a_toml_config_is_an_error(tmp_path: Path) -> None:
     toml = tmp_path / "run.toml"
     toml.write_text("limit = true\n")
     res = _cli("generate", "--config", str(toml), "--out", str(tmp_path / "out"))
-    assert res.returncode == 2 and "limit must be a whole number" in res.stderr
+    assert res.returncode == 2 and "limit: expected an integer, got true" in res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
 
 
@@ -261,6 +265,6 @@ def test_overwrite_must_be_a_boolean(tmp_path: Path, value: object) -> None:
     out = tmp_path / "out"
     generate(_cfg(out))
     before = sorted(p.name for p in (out / "data").iterdir())
-    with pytest.raises(ConfigError, match="overwrite must be true or false"):
+    with pytest.raises(ConfigError, match="overwrite: expected true or false"):
         generate(_cfg(out, seed=3, overwrite=value))
     assert sorted(p.name for p in (out / "data").iterdir()) == before
