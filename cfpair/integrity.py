@@ -148,10 +148,8 @@ def check_provenance(rep: Sink, rec: PairRecord, where: str, man: dict[str, Any]
         rep.add("provenance", where, f"split {rec.split!r} in a shard of split {split!r}")
     for key, got in (("source", prov.source), ("seed", prov.seed),
                      ("n_candidates", prov.n_candidates)):
-        # a source may name the dataset inside it: scenarionet writes "scenarionet/waymo"
-        sub = key == "source" and isinstance(got, str) and isinstance(cfg.get(key), str) \
-            and got.startswith(cfg[key] + "/")
-        if key in cfg and cfg[key] != got and not sub:
+        if key in cfg and cfg[key] != got and not (  # a source may name its sub-dataset
+                key == "source" and isinstance(got, str) and got.startswith(f"{cfg[key]}/")):
             rep.add("provenance", where, f"provenance {key} {got!r}, the run's config says "
                     f"{cfg[key]!r}")
     if man.get("schema_version") not in (None, prov.schema_version):

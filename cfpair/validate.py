@@ -24,6 +24,7 @@ from cfpair import integrity
 from cfpair.labels.grounding import check_label
 from cfpair.labels.models import Facts, PairRecord, Trajectory
 from cfpair.progress import track
+from cfpair.scoring.facts import TTC_HORIZON_S
 from cfpair.scoring.pdms import risky
 from cfpair.scoring.rescore import ROLES, recompute_facts
 from cfpair.shards import sha256
@@ -109,6 +110,15 @@ def compare_facts(stored: Facts, measured: Facts) -> tuple[list[str], list[str]]
     for k in SOFT:
         if getattr(stored, k) != getattr(measured, k):
             soft.append(f"{k} stored {getattr(stored, k)}, measured {getattr(measured, k)}")
+    ttc = (stored.min_ttc_s, measured.min_ttc_s)
+    if None in ttc and any(v is not None and v >= TTC_HORIZON_S - TOLERANCES["min_ttc_s"]
+                           for v in ttc):
+        # a TTC at the horizon's edge on one side only: rounding of the stored states moved it
+        # across 3 s; the critical agent and heading that come with it follow; not a fact error
+        edge = ("min_ttc_s ", "critical_agent_id ", "critical_agent_class ",
+                "relative_heading_deg ")
+        soft += [h + " (TTC at the 3 s horizon)" for h in hard if h.startswith(edge)]
+        hard = [h for h in hard if not h.startswith(edge)]
     if soft:    # comfort is a PDMS term: a comfort flip explains a PDMS difference
         soft += [h for h in hard if h.startswith("pdms ")]
         hard = [h for h in hard if not h.startswith("pdms ")]

@@ -19,7 +19,6 @@ from cfpair.geometry.boxes import box_corners
 from cfpair.geometry.collision import BoxSeq, collisions
 from cfpair.geometry.comfort import comfort, comfort_of_path
 from cfpair.geometry.progress import project_to_polyline
-from cfpair.geometry.ttc import projected_ego_hits
 from cfpair.labels.models import CollisionType
 from cfpair.scoring.boxes import agent_boxes, ego_boxes, segment_hits_box
 from cfpair.scoring.context import DT, EvalContext
@@ -272,6 +271,25 @@ def _ttc_reach(g: Scene) -> np.ndarray:
     return np.flatnonzero(near)
 
 
+def _projected_hits(g: Scene, rows: np.ndarray, j: int) -> tuple[np.ndarray, ...]:
+    """Contacts (k, t, j, track) of the ego boxes of ``rows`` at step t, moved ahead along
+    their heading by speed * offset, with the observed tracks at step t + offset."""
+    off, e, obs = TTC_OFFSETS[j], g.ego_states, g.observed
+    m = min(e.x.shape[1], np.asarray(obs.x).shape[1] - off)   # steps with t + offset observed
+    if m <= 0:
+        return (np.zeros(0, np.int64),) * 4
+    yaw = g.ego.yaw[rows, :m]
+    shift = e.speed[rows, :m] * (off * DT)
+    ego = BoxSeq(g.ego.x[rows, :m] + shift * np.cos(yaw), g.ego.y[rows, :m] + shift * np.sin(yaw),
+                 yaw, g.ego.length, g.ego.width)
+    sl = slice(off, off + m)
+    ahead = BoxSeq(np.asarray(obs.x)[:, sl], np.asarray(obs.y)[:, sl],
+                   np.asarray(obs.yaw)[:, sl], obs.length, obs.width,
+                   np.asarray(obs.valid)[:, sl])
+    c = collisions(ego, ahead)
+    return rows[c.k], c.step, np.full(c.k.size, j, np.int64), c.n
+
+
 @metric("ttc")
 def time_to_collision(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """TTC: the ego projected 0, 0.3, 0.6, 0.9 s ahead at its speed against the observation at
@@ -282,15 +300,10 @@ def time_to_collision(g: Scene, _: dict[str, np.ndarray]) -> dict[str, np.ndarra
     tagent = np.full(k, -1, np.int64)
     rows = _ttc_reach(g) if n else np.zeros(0, np.int64)
     if rows.size:
-        sub = BoxSeq(g.ego.x[rows], g.ego.y[rows], g.ego.yaw[rows], g.ego.length, g.ego.width)
-        h = projected_ego_hits(sub, e.speed[rows], obs, DT, TTC_OFFSETS[1:])
         c = g.cache.get("contacts")
-        c_k, c_t, c_n = ((c.k, c.step, c.n) if c is not None
-                         else (np.zeros(0, np.int64),) * 3)
-        hk = np.concatenate([c_k, rows[h.k]])
-        ht = np.concatenate([c_t, h.t])
-        hj = np.concatenate([np.zeros(c_k.size, np.int64), h.j + 1])
-        hn = np.concatenate([c_n, h.n])
+        parts = [(c.k, c.step, np.zeros(c.k.size, np.int64), c.n)] if c is not None else []
+        parts += [_projected_hits(g, rows, j) for j in range(1, len(TTC_OFFSETS))]
+        hk, ht, hj, hn = (np.concatenate(a) for a in zip(*parts, strict=True))
         order = np.lexsort((hn, hj, ht, hk))       # NAVSIM's loop order: t, offset, track
         hk, ht, hj, hn = hk[order], ht[order], hj[order], hn[order]
         keep = e.speed[hk, ht] >= TTC_STOPPED_SPEED

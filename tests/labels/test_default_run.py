@@ -52,7 +52,9 @@ def test_the_two_pairs_of_the_issue(recs) -> None:  # noqa: ANN001
     by_id = {r.pair_id: r for r in recs}
     slows = by_id["264309bfefc291a2cbdf"]         # was "accelerate" while slowing 19.9 -> 10
     assert slows.positive.v[-1] < slows.positive.v[0] - 5
-    assert slows.meta_action.longitudinal == "decelerate"
+    # its positive (NAVSIM's view picks it) slows down or comes to a halt: never "accelerate"
+    assert slows.meta_action.longitudinal in ("decelerate", "stop")
+    assert slows.meta_action.longitudinal != "stop" or min(slows.positive.v) < 0.3
     stops = by_id["4ed6de2733b09093a3f0"]         # was stop + change_lane_left
     assert stops.meta_action.longitudinal == "stop" and stops.positive.v[-1] < 0.3
     assert not str(stops.meta_action.lateral).startswith("change_lane")
