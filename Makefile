@@ -53,6 +53,7 @@ lint: $(VENV)/.test-installed
 
 # fails if the installed llama.cpp CPU backend holds AVX-512 (zmm registers) or AMX instructions
 check-llama:
+	@command -v objdump >/dev/null || { echo "check-llama needs objdump (binutils)"; exit 1; }
 	@lib=$$($(BIN)/python -c "import llama_cpp, pathlib; \
 		print(next(pathlib.Path(llama_cpp.__file__).parent.glob('lib/libggml-cpu.so*')))"); \
 	n=$$(objdump -d --no-show-raw-insn "$$lib" | grep -cE 'zmm|tileloadd|tdpb|ldtilecfg' || true); \

@@ -47,14 +47,31 @@ def _describe(value: Any) -> str:
     return f"{shown} ({kind})"
 
 
+#: what a value of each plain type must be, and how an error says it
+_PLAIN: dict[Any, tuple[Any, str, str]] = {
+    bool: (lambda v: isinstance(v, bool), "true or false", "booleans"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", "integers"),
+    float: (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number",
+            "numbers"),
+    str: (lambda v: isinstance(v, str), "a string", "strings"),
+    Path: (lambda v: isinstance(v, str), "a path", "paths"),
+}
+
+
 def _coerce(key: str, value: Any, tp: Any) -> Any:
-    """``value`` checked against the annotation ``tp``; lists become tuples for tuple fields."""
+    """``value`` checked against the annotation ``tp``; lists become tuples for tuple fields.
+    Types other than these plain ones, tuples, tables, unions and Literals are not checked."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(key, value, inner)
+        errors = []
+        for inner in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(key, value, inner)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
     if origin is Literal:
         if value not in args:
             near = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
@@ -63,22 +80,41 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
                               f"{_describe(value)}{hint}")
         return value
     if origin is tuple:
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{key}: expected a list of strings, got {_describe(value)}")
-        return tuple(value)
+        inner = args[0] if args else Any
+        if not isinstance(value, list | tuple) or not all(
+                _PLAIN.get(inner, (lambda v: True,))[0](v) for v in value):
+            what = f"a list of {_PLAIN[inner][2]}" if inner in _PLAIN else "a list"
+            raise ConfigError(f"{key}: expected {what}, got {_describe(value)}")
+        return tuple(float(v) for v in value) if inner is float else tuple(value)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table of key = value, got {_describe(value)}")
         return dict(value)
-    ok = {bool: lambda v: isinstance(v, bool),
-          int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-          float: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-          str: lambda v: isinstance(v, str)}[tp]
+    if tp not in _PLAIN:
+        return value
+    ok, want, _ = _PLAIN[tp]
     if not ok(value):
-        want = {bool: "true or false", int: "an integer", float: "a number",
-                str: "a string"}[tp]
         raise ConfigError(f"{key}: expected {want}, got {_describe(value)}")
     return float(value) if tp is float else value
+
+
+def check_source_options(cls: type, options: dict[str, Any]) -> None:
+    """Each source option must be a keyword of the source's constructor, of its type."""
+    import inspect
+
+    params = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "root")]
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except (NameError, TypeError):
+        hints = {}
+    for key, value in options.items():
+        if key not in params:
+            near = difflib.get_close_matches(key, params, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ConfigError(f"source_options: source {cls.name!r} has no option {key!r}{hint} "
+                              f"(options: {', '.join(params) or 'none'})")
+        if key in hints:
+            _coerce(f"source_options.{key}", value, hints[key])
 
 
 class _Part:
@@ -244,6 +280,7 @@ class GenerateConfig:
         cls = source_class(c.source)
         if not c.splits:
             object.__setattr__(self, "content", replace(c, splits=tuple(cls.default_splits)))
+        check_source_options(cls, c.source_options)
         if getattr(cls, "needs_root", True) and c.root is None:
             raise ConfigError(f"root: --root is required for source {c.source!r}")
         _check_labeler(c.labeler)

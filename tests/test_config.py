@@ -85,6 +85,15 @@ def test_llm_settings_use_the_config_names():
     ({"labeler": "openai"}, r"model: --model is required with --labeler openai"),
     ({"scheduler": "tcp://h:1"}, r"scheduler: only used with --executor dask"),
     ({"labeler": "openai", "model": "m", "prompt_version": "v9"}, r"prompt version 'v9'"),
+    ({"source_options": {"n_scene": 3}},
+     r"source 'synthetic' has no option 'n_scene'; did you mean 'n_scenes'"),
+    ({"source_options": {"n_scenes": "3"}}, r"source_options\.n_scenes: expected an integer"),
+    ({"source_options": {"families": ["merge", 3]}},
+     r"source_options\.families: expected a list of strings"),
+    ({"source": "navsim", "root": "/r", "source_options": {"num_history": 2.5}},
+     r"source_options\.num_history: expected an integer, got 2\.5"),
+    ({"source": "carla", "root": "/r", "source_options": {"town": "x"}},
+     r"source 'carla' has no option 'town' \(options: none\)"),
 ])
 def test_every_bad_value_is_a_config_error_naming_the_key(settings, message):
     with pytest.raises(ConfigError, match=message):
