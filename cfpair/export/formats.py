@@ -35,7 +35,7 @@ import pyarrow as pa
 from cfpair import __version__
 from cfpair.errors import ConfigError, ShardError
 from cfpair.export import arrow as A
-from cfpair.export.images import SceneImage, scene_image
+from cfpair.export.images import IMAGE_MODES, SceneImage, scene_image
 from cfpair.export.text import (
     IMAGE_TOKEN,
     SYSTEM,
@@ -198,6 +198,9 @@ def export(out: str | Path, dest: str | Path, fmt: str, images: str = "camera",
     non-empty folder is refused unless ``overwrite`` (its other files are left alone)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if images not in IMAGE_MODES:
+        raise ConfigError(f"unknown --images {images!r}; expected one of "
+                          f"{', '.join(IMAGE_MODES)}")
     out, dest = Path(out), Path(dest)
     check_apart(dest, out, "export folder", "pairs folder")
     if dest.exists() and not dest.is_dir():
