@@ -114,7 +114,11 @@ def check_source_options(cls: type, options: dict[str, Any]) -> None:
             raise ConfigError(f"source_options: source {cls.name!r} has no option {key!r}{hint} "
                               f"(options: {', '.join(params) or 'none'})")
         if key in hints:
-            _coerce(f"source_options.{key}", value, hints[key])
+            tp = hints[key]
+            whole = isinstance(value, float) and value.is_integer()
+            if whole and int in (tp, *typing.get_args(tp)):
+                continue    # a whole number written 1e12 (-o n_scenes=1e12): the source takes it
+            _coerce(f"source_options.{key}", value, tp)
 
 
 class _Part:
