@@ -224,8 +224,9 @@ def export(
     limit: int = typer.Option(None, min=1, metavar="N", show_default=False,
                               help=help_with_default("at most this many pairs per split", "all")),
     pixels: int = typer.Option(448, min=64, metavar="N", help="size of the bird's-eye image"),
-    overwrite: bool = typer.Option(False, help="write into a non-empty folder that is not a "
-                                   "cfpair export (its other files are left alone)"),
+    overwrite: bool = typer.Option(False, "--overwrite", show_default=False,
+                                   help="write into a non-empty folder that is not a cfpair "
+                                        "export (its other files are left alone)"),
 ) -> None:
     """Export pairs for TRL, LLaMA-Factory or verl (every row with an image)."""
     from cfpair import progress
