@@ -38,7 +38,7 @@ from tests.records.synthetic import synthetic_records  # noqa: E402
 
 #: LLMSettings' own defaults (cache off so every label is paid for)
 DEFAULTS: dict[str, object] = {k: getattr(LLMSettings("m"), k) for k in (
-    "response_format", "timeout_s", "max_reasks", "max_tokens", "adaptive", "max_retries")}
+    "response_format", "request_timeout", "max_reasks", "max_tokens", "adaptive", "max_retries")}
 
 
 def make_records(n: int) -> list[PairRecord]:
@@ -50,8 +50,8 @@ def labeler_run(url: str, recs: list[PairRecord], concurrency: int, model: str,
                 **kw: object) -> tuple[float, dict[str, float]]:
     """Wall seconds and stats of labelling ``recs`` (fixed concurrency unless ``kw`` says)."""
     base: dict[str, object] = dict(response_format="json_object", concurrency=concurrency,
-                                   cache=None, timeout_s=600, max_reasks=0, max_tokens=256,
-                                   adaptive=False)
+                                   llm_cache=None, request_timeout=600, max_reasks=0,
+                                   max_tokens=256, adaptive=False)
     lab = LLMLabeler(LLMSettings(model=model, base_url=url,
                                  **{**base, **kw}))  # type: ignore[arg-type]
     t0 = time.perf_counter()
@@ -136,8 +136,8 @@ def single_slot(recs: list[PairRecord], levels: list[int], service_s: float) -> 
           f"{timeout:.2f} s (5 x service, as 60 s vs ~12 s on llama.cpp)")
     print(f"{'setting':>22}{'labels/s':>10}{'timeouts':>10}{'retries':>9}{'in flight':>11}"
           f"{'ok':>5}")
-    rows = [("defaults (adaptive, <=8)", 8, dict(DEFAULTS, timeout_s=timeout))]
-    rows += [(f"fixed {c}", c, {"timeout_s": timeout, "max_retries": 4}) for c in levels]
+    rows = [("defaults (adaptive, <=8)", 8, dict(DEFAULTS, request_timeout=timeout))]
+    rows += [(f"fixed {c}", c, {"request_timeout": timeout, "max_retries": 4}) for c in levels]
     for name, conc, kw in rows:
         with StubLLM(slow, slots=1) as stub:
             sec, st = labeler_run(stub.base_url, recs, conc, "stub", **kw)

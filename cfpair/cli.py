@@ -1,17 +1,69 @@
-"""The ``cfpair`` command line: each command parses options, builds a config, calls one function."""
+"""The ``cfpair`` command line: each command parses options, builds a config, calls one function.
+
+Only errors cfpair raises on purpose (:class:`cfpair.errors.CfpairError`) become a one-line
+``error:`` and exit 2; anything else is a bug and shows its traceback. ``--out`` always names
+where a command writes; ``generate``'s options are the config's settings, one name each.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import typer
+import typer.core
 
 from cfpair import __version__
+from cfpair.errors import CfpairError
+from cfpair.flags import generate_config, generate_signature, help_with_default
 
-app = typer.Typer(
-    name="cfpair",
-    help="Counterfactual safety pairs for training safer driving VLA models.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+if TYPE_CHECKING:
+    pass
+
+
+def _quiet_types() -> None:
+    """typer prints Python types next to every parameter (``<str>``, ``<int range>``) and
+    braces around arguments (``{out}``); cfpair's help shows placeholders (DIR, N) instead."""
+    def placeholder(self: Any, ctx: Any) -> str | None:
+        flag = getattr(self, "is_flag", False) or self.param_type_name == "argument"
+        return None if flag else self.metavar
+
+    for cls in (getattr(typer.core, "TyperArgument", None), getattr(typer.core, "TyperOption",
+                                                                        None)):
+        if cls is not None and hasattr(cls, "display_type_rich"):
+            cls.display_type_rich = placeholder
+    arg = getattr(typer.core, "TyperArgument", None)
+    if arg is not None and hasattr(arg, "_usage_display_name"):
+        arg._usage_display_name = lambda self: (self.display_name_raw if self.required
+                                                else f"[{self.display_name_raw}]")
+
+
+_quiet_types()
+app = typer.Typer(name="cfpair", no_args_is_help=True, add_completion=False,
+                  help="Counterfactual safety pairs for training safer driving VLA models.",
+                  pretty_exceptions_show_locals=False)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """A CfpairError is a one-line ``error:`` and exit 2; Ctrl-C is a line and exit 130."""
+    try:
+        yield
+    except CfpairError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _echo_table(table: Any) -> None:
+    from rich.console import Console
+
+    Console().print(table)
 
 
 def _version(value: bool) -> None:
@@ -30,10 +82,12 @@ def main(
 
 @app.command("bench-geometry")
 def bench_geometry(
-    candidates: int = typer.Option(256, "--candidates", "-k", min=1, help="ego candidates K"),
-    agents: int = typer.Option(32, "--agents", "-n", min=1, help="agents N"),
-    steps: int = typer.Option(41, "--steps", "-t", min=2, help="time steps T (0.1 s)"),
-    seed: int = typer.Option(1, help="workload seed"),
+    candidates: int = typer.Option(256, "--candidates", "-k", min=1, metavar="K",
+                                   help="ego candidates"),
+    agents: int = typer.Option(32, "--agents", "-n", min=1, metavar="N", help="agents"),
+    steps: int = typer.Option(41, "--steps", "-t", min=2, metavar="T",
+                              help="time steps (0.1 s)"),
+    seed: int = typer.Option(1, metavar="N", help="workload seed"),
 ) -> None:
     """Time cfpair's batched collision check on a random K x N x T workload."""
     from cfpair.geometry.bench import run_self_benchmark
@@ -42,321 +96,253 @@ def bench_geometry(
         typer.echo(line)
 
 
-def _parse_options(items: list[str]) -> dict[str, object]:
-    """``key=value`` pairs; values parsed as JSON where they can be (numbers, booleans)."""
-    import json
+# --- generate: its options are the config's settings -------------------------------------
 
-    out: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"expected key=value, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
-def llm_line(s: dict[str, float]) -> str:
-    """Requests, cache hits, tokens, cost, latency and failures of the LLM labeler."""
-    from cfpair.labels.concurrency import timeout_hint
-    req = int(s.get("requests", 0))
-    replies = int(s.get("replies", 0))
-    mean = s.get("latency_s", 0.0) / replies if replies else 0.0
-    fails = {k.removeprefix("failed_"): int(v) for k, v in s.items() if k.startswith("failed_")}
-    return (f"{req} requests, {int(s.get('cache_hits', 0))} cache hits, "
-            f"{int(s.get('prompt_tokens', 0))} + {int(s.get('completion_tokens', 0))} tokens, "
-            f"${s.get('cost_usd', 0.0):.4f}, mean latency {mean:.2f} s, "
-            f"{int(s.get('retries', 0))} retries, {int(s.get('reasks', 0))} re-asks, "
-            f"{int(s.get('format_fallbacks', 0))} format fallbacks, failures "
-            + (", ".join(f"{k}: {v}" for k, v in sorted(fails.items())) or "none")
-            + (f"; hint: {hint}" if (hint := timeout_hint(s)) else ""))
-
-
-@app.command()
-def generate(
-    source: str = typer.Option(None, help="synthetic | deepaccident | navsim | carla "
-                               "[default: synthetic]"),
-    root: str = typer.Option(None, help="dataset root (not needed for synthetic)"),
-    split: str = typer.Option(None, help="comma-separated splits [default: per source]"),
-    out: str = typer.Option(None, help="output folder [default: ./cfpair-out]"),
-    limit: int = typer.Option(None, min=1, help="at most this many scenes per split"),
-    seed: int = typer.Option(None, help="random seed [default: 0]"),
-    candidates: int = typer.Option(None, min=8, help="candidates per anchor [default: 256]"),
-    shard_size: int = typer.Option(None, min=1, help="scenes per shard [default: 32]"),
-    workers: int = typer.Option(None, min=1, help="worker processes [default: 2]"),
-    executor: str = typer.Option(None, help="local | dask [default: local]"),
-    scheduler: str = typer.Option(None, help="tcp://host:port of an existing Dask cluster"),
-    labeler: str = typer.Option(None, help="rules | openai [default: rules]"),
-    base_url: str = typer.Option(None, help="OpenAI-compatible endpoint, e.g. "
-                                 "http://127.0.0.1:8080/v1 (key from $OPENAI_API_KEY)"),
-    model: str = typer.Option(None, help="model name for --labeler openai"),
-    api_key_env: str = typer.Option(None, help="env var holding the API key "
-                                    "[default: OPENAI_API_KEY]"),
-    concurrency: int = typer.Option(None, min=1, help="most LLM requests in flight per "
-                                    "worker; starts at 1 and climbs only while throughput "
-                                    "grows (use 1 for a single-slot local server) [default: 8]"),
-    request_timeout: float = typer.Option(None, min=0.01, help="seconds per LLM request "
-                                          "[default: 60]"),
-    max_retries: int = typer.Option(None, min=0, help="retries on 429/5xx/timeouts "
-                                    "[default: 4]"),
-    max_reasks: int = typer.Option(None, min=0, help="re-asks after an invalid or "
-                                   "contradicting label [default: 2]"),
-    label_fallback: str = typer.Option(None, help="rules | skip when the LLM gives up "
-                                       "[default: rules]"),
-    response_format: str = typer.Option(None, help="auto | json_schema | json_object "
-                                        "[default: auto]"),
-    prompt_version: str = typer.Option(None, help="folder under prompts/ [default: v1]"),
-    max_tokens: int = typer.Option(None, min=16, help="completion token limit [default: 768]"),
-    price_input: float = typer.Option(None, min=0, help="USD per 1M prompt tokens"),
-    price_output: float = typer.Option(None, min=0, help="USD per 1M completion tokens"),
-    llm_cache: str = typer.Option(None, help="sqlite request cache, 'none' to disable "
-                                  "[default: ~/.cache/cfpair/llm-requests.sqlite]"),
-    with_images: bool = typer.Option(None, "--with-images/--no-images",
-                                     help="attach camera images for vision models"),
-    source_option: list[str] = typer.Option(None, "--source-option", "-o",  # noqa: B008
-                                            help="source option key=value, repeatable"),
-    config: str = typer.Option(None, "--config", help="TOML file with any of these settings"),
-    overwrite: bool = typer.Option(False, help="replace an output folder of another config"),
-) -> None:
+def generate(config: str | None = None, **flags: Any) -> None:
     """Generate counterfactual safety pairs into Parquet shards (resumable)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.table import Table
-
-    from cfpair.config import GenerateConfig, load_toml
-    from cfpair.errors import CfpairError
+    from cfpair import progress
     from cfpair.pipeline import generate as run
-    from cfpair.pipeline import plan
+    from cfpair.summary import generate_table, interrupted_line
 
-    console = Console(stderr=True)
-    try:
-        base = load_toml(config) if config else {}
-        if source_option:
-            base["source_options"] = {**base.get("source_options", {}),
-                                      **_parse_options(source_option)}
-        cfg = GenerateConfig(**{**base, **{k: v for k, v in dict(
-            source=source, root=root, limit=limit, seed=seed, n_candidates=candidates,
-            shard_size=shard_size, workers=workers, executor=executor, scheduler=scheduler,
-            labeler=labeler, out=out, base_url=base_url, model=model, api_key_env=api_key_env,
-            concurrency=concurrency, request_timeout=request_timeout, max_retries=max_retries,
-            max_reasks=max_reasks, label_fallback=label_fallback,
-            response_format=response_format, prompt_version=prompt_version,
-            max_tokens=max_tokens, price_input=price_input, price_output=price_output,
-            llm_cache=llm_cache, with_images=with_images,
-            splits=tuple(s for s in split.split(",") if s) if split else None,
-        ).items() if v is not None}, "overwrite": overwrite or base.get("overwrite", False)})
-        total = sum(len(s.refs) for s in plan(cfg))
-        with Progress(TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("scenes"), TimeElapsedColumn(), TimeRemainingColumn(),
-                      console=console, transient=False) as bar:
-            task = bar.add_task("scenes", total=total)
-            summary = run(cfg, on_progress=lambda _res, n: bar.advance(task, n))
-    except CfpairError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    c = summary.counts
-    table = Table(title="cfpair generate", show_header=False)
-    table.add_row("source", f"{cfg.source} ({', '.join(cfg.splits)})")
-    table.add_row("scenes read", str(c["scenes"]))
-    table.add_row("pairs written", f"{c['pairs']} " + ", ".join(
-        f"{k}: {v}" for k, v in sorted(c["by_split"].items())))
-    table.add_row("rejected", f"{c['rejected']} " + (", ".join(
-        f"{k}: {v}" for k, v in sorted(c["rejects_by_reason"].items())) or ""))
-    table.add_row("labels", ", ".join(f"{k}: {v}" for k, v in
-                                      sorted(c["labels_by_labeler"].items())) or "none")
-    table.add_row("label status", ", ".join(f"{k}: {v}" for k, v in
-                                            sorted(c["label_status"].items())) or "none")
-    if c["contradictions"]:
-        table.add_row("contradictions", ", ".join(f"{k}: {v}" for k, v in
-                                                  sorted(c["contradictions"].items())))
-    if c.get("llm"):
-        table.add_row("llm", llm_line(c["llm"]))
-    table.add_row("shards", f"{summary.shards_written} written, {summary.shards_resumed} "
-                  f"already complete, {summary.shards_total} in all")
-    table.add_row("throughput", f"{summary.scenes_per_s:.1f} scenes/s "
-                  f"({summary.seconds:.1f} s, {cfg.workers} {cfg.executor} workers)")
-    table.add_row("output", str(summary.out.resolve()))
-    Console().print(table)
-    internal = c["rejects_by_reason"].get("internal_error", 0)
+    planned: list[int] = [0]
+    with _errors():
+        cfg = generate_config(config, flags)
+        try:
+            with progress.shown():
+                advance: list[Callable[[int], None]] = []
+
+                def on_plan(specs: list[Any]) -> None:
+                    planned[0] = len(specs)
+                    advance.append(progress.task("generate", sum(len(s.refs) for s in specs),
+                                                 "scenes"))
+
+                summary = run(cfg, on_progress=lambda _res, n: advance[0](n), on_plan=on_plan)
+        except KeyboardInterrupt:
+            typer.echo(interrupted_line(cfg.out, planned[0]), err=True)
+            raise typer.Exit(130) from None
+    _echo_table(generate_table(cfg, summary))
+    internal = summary.counts["rejects_by_reason"].get("internal_error", 0)
     if internal:
-        console.print(f"[bold red]{internal} scene/anchors hit an internal error: a cfpair bug, "
-                      "not bad input. See rejects.jsonl (reason internal_error) and please "
-                      "report it.[/bold red]")
+        from rich.console import Console
+
+        Console(stderr=True).print(
+            f"[bold red]{internal} scene/anchors hit an internal error: a cfpair bug, not bad "
+            "input. See rejects.jsonl (reason internal_error) and please report it.[/bold red]")
+
+
+generate.__signature__ = generate_signature()  # type: ignore[attr-defined]
+generate.__annotations__ = {p.name: p.annotation  # typer reads both
+                            for p in generate.__signature__.parameters.values()}  # type: ignore
+app.command("generate")(generate)
+
+
+# --- the commands on an output folder -------------------------------------------------------
+
+DIR = typer.Argument(..., metavar="DIR", help="output folder of cfpair generate")
 
 
 @app.command()
 def validate(
-    out: str = typer.Argument(..., help="output folder of cfpair generate"),
+    out: str = DIR,
     as_json: bool = typer.Option(False, "--json", help="print a JSON report on stdout"),
     no_recompute: bool = typer.Option(False, "--no-recompute",
                                       help="skip measuring the facts again (faster)"),
-    show: int = typer.Option(20, help="findings to list in the table"),
+    show: int = typer.Option(20, metavar="N", help="findings to list"),
 ) -> None:
     """Check shards against the manifest, the schema, the labels and the geometry."""
-    import json
-
-    from rich.console import Console
-    from rich.table import Table
-
+    from cfpair import progress
+    from cfpair.summary import validate_table
     from cfpair.validate import validate as run
 
-    rep = run(out, recompute=not no_recompute)
+    with _errors():
+        with progress.shown():
+            rep = run(out, recompute=not no_recompute)
     if as_json:
         typer.echo(json.dumps(rep.as_json(), indent=1))
-    else:
-        console = Console()
-        table = Table(title=f"cfpair validate {out}: {rep.shards} shards, {rep.rows} rows")
-        table.add_column("check")
-        table.add_column("result")
-        for check, n in rep.by_check().items():
-            res = ("[green]ok[/green]" if not n["errors"] else f"[red]{n['errors']} errors[/red]")
-            if n["warnings"]:
-                res += f", [yellow]{n['warnings']} warnings[/yellow]"
-            table.add_row(check, res)
-        console.print(table)
-        for f in rep.findings[:show]:
-            colour = "red" if f.severity == "error" else "yellow"
-            console.print(f"[{colour}]{f.severity}[/{colour}] {f.check} {f.where}: {f.message}",
-                          highlight=False)
-        if len(rep.findings) > show:
-            console.print(f"... {len(rep.findings) - show} more (use --json)")
-        console.print("[green]valid[/green]" if rep.ok else
-                      "[red]INVALID (incomplete run)[/red]" if rep.incomplete else
-                      "[red]INVALID[/red]")
+        raise typer.Exit(0 if rep.ok else 1)
+    from rich.console import Console
+
+    console = Console()
+    console.print(validate_table(out, rep))
+    for f in rep.findings[:show]:
+        colour = "red" if f.severity == "error" else "yellow"
+        console.print(f"[{colour}]{f.severity}[/{colour}] {f.check} {f.where}: {f.message}",
+                      highlight=False)
+    if len(rep.findings) > show:
+        console.print(f"... {len(rep.findings) - show} more (use --json)")
+    console.print("[green]valid[/green]" if rep.ok else
+                  "[red]INVALID (incomplete run)[/red]" if rep.incomplete else
+                  "[red]INVALID[/red]")
     raise typer.Exit(0 if rep.ok else 1)
 
 
 @app.command()
 def render(
-    out: str = typer.Argument(..., help="output folder of cfpair generate"),
-    dest: str = typer.Option(None, "--dest", help="where to write [default: OUT/render]"),
-    limit: int = typer.Option(20, min=1, help="pairs to draw"),
-    split: str = typer.Option(None, help="only this split"),
-    pair_id: list[str] = typer.Option(None, "--id",  # noqa: B008
-                                      help="draw these pair ids (repeatable)"),
+    out: str = DIR,
+    dest: str = typer.Option(None, "--out", metavar="DIR", show_default=False,
+                             help=help_with_default("where to write the pictures", "DIR/render")),
+    old_dest: str = typer.Option(None, "--dest", hidden=True, help="old name of --out"),
+    limit: int = typer.Option(20, min=1, metavar="N", help="pairs to draw"),
+    split: str = typer.Option(None, metavar="NAME", show_default=False,
+                              help=help_with_default("only this split", "all")),
+    pair_id: list[str] = typer.Option(None, "--id", metavar="PAIR_ID",  # noqa: B008
+                                      help="draw these pairs (repeatable)"),
     grid: bool = typer.Option(True, "--grid/--no-grid", help="grid overview pages"),
     html: bool = typer.Option(False, "--html", help="also a self-contained report.html"),
-    cols: int = typer.Option(4, min=1, help="grid columns"),
-    dpi: int = typer.Option(110, min=30, help="resolution of the per-pair PNGs"),
+    cols: int = typer.Option(4, min=1, metavar="N", help="grid columns"),
+    dpi: int = typer.Option(110, min=30, metavar="N", help="resolution of the per-pair PNGs"),
 ) -> None:
     """Bird's-eye PNGs of pairs, grid overviews and an HTML report."""
-    from cfpair.errors import CfpairError
+    from cfpair import progress
+    from cfpair.api import output_folder
     from cfpair.render.run import render as run
+    from cfpair.summary import render_lines
 
-    try:
-        res = run(out, dest, limit, split, pair_id or None, grid, html, cols, dpi)
-    except CfpairError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    where = res.pairs[0].parent if res.pairs else dest
-    typer.echo(f"{len(res.pairs)} pair images of {res.rows} rows -> {where}")
-    for path in res.grids:
-        typer.echo(f"grid: {path}")
-    if res.report is not None:
-        typer.echo(f"report: {res.report} (open it in a browser; no server needed)")
+    with _errors():
+        output_folder(out)
+        target = Path(dest or old_dest or Path(out) / "render")
+        with progress.shown():
+            res = run(out, target, limit, split, pair_id or None, grid, html, cols, dpi)
+    for line in render_lines(res, target):
+        typer.echo(line)
 
 
 @app.command()
 def export(
-    out: str = typer.Argument(..., help="output folder of cfpair generate"),
-    fmt: str = typer.Option(..., "--format", "-f",
+    out: str = DIR,
+    fmt: str = typer.Option(..., "--format", "-f", metavar="FORMAT",
                             help="trl-sft | trl-dpo | trl-grpo | llamafactory | verl"),
-    dest: str = typer.Option(..., "--out", help="folder to write the export to"),
-    images: str = typer.Option("camera", help="camera (front camera where the scene has a "
-                               "readable one, else the bird's-eye render) | bev (always)"),
-    data_root: str = typer.Option(None, help="dataset root of the camera paths "
-                                  "[default: the generate run's --root]"),
-    split: str = typer.Option(None, help="comma-separated splits [default: all]"),
-    limit: int = typer.Option(None, min=1, help="at most this many pairs per split"),
-    pixels: int = typer.Option(448, min=64, help="size of the bird's-eye image"),
-    overwrite: bool = typer.Option(False, help="write into a non-empty folder that is not a "
-                                   "cfpair export (its other files are left alone)"),
+    dest: str = typer.Option(..., "--out", metavar="DIR", help="folder to write the export to"),
+    images: str = typer.Option("camera", metavar="KIND",
+                               help="camera (the front camera where the scene has a readable "
+                                    "one, else the bird's-eye render) | bev (always)"),
+    data_root: str = typer.Option(None, metavar="DIR", show_default=False,
+                                  help=help_with_default("dataset root of the camera paths",
+                                             "the generate run's --root")),
+    split: str = typer.Option(None, metavar="A,B", show_default=False,
+                              help=help_with_default("comma-separated splits", "all")),
+    limit: int = typer.Option(None, min=1, metavar="N", show_default=False,
+                              help=help_with_default("at most this many pairs per split", "all")),
+    pixels: int = typer.Option(448, min=64, metavar="N", help="size of the bird's-eye image"),
+    overwrite: bool = typer.Option(False, "--overwrite", show_default=False,
+                                   help="write into a non-empty folder that is not a cfpair "
+                                        "export (its other files are left alone)"),
 ) -> None:
     """Export pairs for TRL, LLaMA-Factory or verl (every row with an image)."""
-    from cfpair.errors import CfpairError
+    from cfpair import progress
+    from cfpair.api import output_folder
     from cfpair.export.formats import export as run
+    from cfpair.summary import export_lines
 
     splits = [s.strip() for s in split.split(",") if s.strip()] if split else None
-    try:
-        res = run(out, dest, fmt, images, data_root, splits, limit, pixels, overwrite)
-    except (CfpairError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    rows = ", ".join(f"{k}: {v}" for k, v in res.rows.items())
-    imgs = ", ".join(f"{k}: {v}" for k, v in sorted(res.images.items())) or "none"
-    typer.echo(f"{fmt}: {sum(res.rows.values())} rows ({rows}) -> {res.dest}")
-    typer.echo(f"images: {imgs}")
-    if res.skipped:
-        typer.echo("skipped: " + ", ".join(f"{k}: {v}" for k, v in res.skipped.items()))
-    for path in res.files:
-        typer.echo(f"  {path}")
+    with _errors():
+        output_folder(out)
+        with progress.shown():
+            res = run(out, dest, fmt, images, data_root, splits, limit, pixels, overwrite)
+    for line in export_lines(res, fmt):
+        typer.echo(line)
 
 
 @app.command()
 def train(
-    out: str = typer.Argument(..., help="output folder of cfpair generate"),
-    stage: str = typer.Option("all", help="sft | neg-sft | grpo | all"),
+    out: str = DIR,
+    stage: str = typer.Option("all", metavar="STAGE", help="sft | neg-sft | grpo | all"),
     ablation: bool = typer.Option(False, "--ablation",
                                   help="every arm (SFT, neg-SFT, + GRPO with / without "
                                        "anchors, SFT + anchor GRPO, Lagrangian) over --seeds "
-                                       "on one data set; benchmarks/ablation.py adds data "
-                                       "seeds and significance tests"),
-    seeds: str = typer.Option("0,1,2", help="comma-separated training seeds for --ablation "
-                              "(the scenes come from generate's --source-option seed=N)"),
-    seed: int = typer.Option(0, help="training seed of a single stage run"),
-    device: str = typer.Option("auto", help="auto (cuda when present) | cpu | cuda"),
+                                       "on one data set; the table is saved as ablation.md "
+                                       "and ablation.json next to the checkpoints; "
+                                       "benchmarks/ablation.py adds data seeds and "
+                                       "significance tests"),
+    seeds: str = typer.Option("0,1,2", metavar="A,B", help="comma-separated training seeds for "
+                              "--ablation (the scenes come from generate's --source-option "
+                              "seed=N)"),
+    seed: int = typer.Option(0, metavar="N", help="training seed of a single stage run"),
+    device: str = typer.Option("auto", metavar="NAME", help="auto (cuda when present) | cpu | "
+                                                          "cuda"),
     lagrangian: bool = typer.Option(False, help="GRPO with the Lagrangian collision cost"),
-    checkpoints: str = typer.Option(None, help="checkpoint folder [default: OUT/train]"),
-    scale: float = typer.Option(1.0, min=0.0001, help="multiply every stage's steps (quick "
-                                "runs: 0.05)"),
+    ckpt: str = typer.Option(None, "--out", metavar="DIR", show_default=False,
+                             help=help_with_default("checkpoint folder", "DIR/train")),
+    old_ckpt: str = typer.Option(None, "--checkpoints", hidden=True, help="old name of --out"),
+    scale: float = typer.Option(1.0, min=0.0001, metavar="X",
+                                help="multiply every stage's steps (quick runs: 0.05)"),
 ) -> None:
     """Train the bundled tiny VLA on the pairs and evaluate it on held-out scenes."""
     from dataclasses import replace
-    from pathlib import Path
 
-    try:
-        from cfpair.train import run as tr
-    except ImportError as exc:
-        typer.echo(f"error: cfpair train needs torch: pip install 'cfpair[train]' ({exc})",
-                   err=True)
-        raise typer.Exit(2) from exc
-    from cfpair.errors import CfpairError
+    from cfpair import progress
+    from cfpair.api import output_folder
+    from cfpair.summary import ablation_json, ablation_markdown
 
-    cfg = tr.TrainConfig().scaled(scale)
-    if lagrangian:
-        cfg = replace(cfg, grpo=replace(cfg.grpo, lagrangian=True))
-    try:
+    with _errors():
+        output_folder(out)
+        try:
+            from cfpair.train import run as tr
+        except ImportError as exc:
+            raise CfpairError(f"cfpair train needs torch: pip install 'cfpair[train]' "
+                              f"({exc})") from None
+        cfg = tr.TrainConfig().scaled(scale)
+        if lagrangian:
+            cfg = replace(cfg, grpo=replace(cfg.grpo, lagrangian=True))
+        seed_list = [int(s) for s in seeds.split(",") if s.strip().lstrip("-").isdigit()]
+        if ablation and not seed_list:
+            raise CfpairError(f"--seeds: expected comma-separated integers, got {seeds!r}")
+        target = Path(ckpt or old_ckpt or Path(out) / "train")
         data = tr.load_split(out)
         dev = tr.pick_device(device)
         typer.echo(f"{len(data.train)} training pairs, {len(data.held)} held-out pairs "
                    f"(scenario-disjoint), device {dev}")
-        if not ablation:
-            tr.run_stage(data, stage, seed, dev, cfg, Path(checkpoints or Path(out) / "train"),
-                      typer.echo)
-            return
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-        table = tr.ablation(data, seed_list, dev, cfg, typer.echo)
-    except (CfpairError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    keys = tr.TABLE_KEYS
-    typer.echo(f"\nheld-out metrics, mean ± std over seeds {seed_list}")
-    typer.echo("| arm | " + " | ".join(keys) + " |")
-    typer.echo("|---|" + "---|" * len(keys))
-    for arm in tr.ARMS:
-        typer.echo(f"| {arm} | " + " | ".join(f"{table[arm][k][0]:.3f} ± {table[arm][k][1]:.3f}"
-                                          for k in keys) + " |")
-    base, best = table[tr.ARMS[0]], table[tr.ARMS[2]]
-    if base["collision_rate"][0] > 0:
-        rel = best["collision_rate"][0] / base["collision_rate"][0] - 1
-        typer.echo(f"neg-SFT + anchor GRPO vs SFT: collision rate {rel:+.0%} (relative), "
-                   f"PDMS {base['pdms'][0]:.3f} -> {best['pdms'][0]:.3f}")
+        with progress.shown():
+            if not ablation:
+                tr.run_stage(data, stage, seed, dev, cfg, target, typer.echo)
+                return
+            table = tr.ablation(data, seed_list, dev, cfg, typer.echo)
+        md = ablation_markdown(table, seed_list, tr.TABLE_KEYS)
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "ablation.md").write_text(md)
+        (target / "ablation.json").write_text(json.dumps(ablation_json(table, seed_list),
+                                                         indent=1) + "\n")
+    typer.echo("\n" + md + f"saved: {target / 'ablation.md'}, {target / 'ablation.json'}")
+
+
+@app.command()
+def show(
+    out: str = DIR,
+    pair_id: str = typer.Argument(..., metavar="PAIR_ID", help="the pair's id"),
+    picture: bool = typer.Option(True, "--picture/--no-picture",
+                                 help="draw the pair's picture if it is not there yet"),
+) -> None:
+    """One pair: its facts side by side (expert / negative / positive), label and picture."""
+    from cfpair.show import show as run
+
+    with _errors():
+        shown = run(out, pair_id, picture)
+    _echo_table(shown.facts)
+    _echo_table(shown.label)
+    typer.echo(f"picture: {shown.picture}" if shown.picture.is_file()
+               else "picture: none (run without --no-picture to draw it)")
+
+
+@app.command()
+def stats(
+    out: str = DIR,
+    as_json: bool = typer.Option(False, "--json", help="print the counts as JSON"),
+) -> None:
+    """Counts by split, source, hazard, risk level, operator and reject reason."""
+    from rich.table import Table
+
+    from cfpair.stats import stats as run
+
+    with _errors():
+        counts = run(out)
+    if as_json:
+        typer.echo(json.dumps(counts, indent=1))
+        return
+    table = Table(title=f"cfpair stats {out}")
+    for col in ("by", "value", "count"):
+        table.add_column(col, justify="right" if col == "count" else "left")
+    for title, values in counts.items():
+        for i, (key, n) in enumerate(values.items() or [("none", 0)]):
+            table.add_row(title if i == 0 else "", key, str(n),
+                          end_section=i == max(len(values), 1) - 1)
+    _echo_table(table)

@@ -12,6 +12,7 @@ while it holds the folder's lock. Every exception inside one clip becomes a reje
 from __future__ import annotations
 
 import itertools
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -25,7 +26,7 @@ from cfpair.config import GenerateConfig
 from cfpair.counterfactual.candidates import build_candidates
 from cfpair.counterfactual.pairing import make_pair
 from cfpair.counterfactual.record import build_record
-from cfpair.errors import CfpairError, ConfigError, SceneRejected, ShardError
+from cfpair.errors import CfpairError, ConfigError, SceneRejected, ShardError, SourceUnavailable
 from cfpair.labels.base import make_labeler
 from cfpair.labels.risk import risk_level
 from cfpair.lock import FolderLock
@@ -106,31 +107,20 @@ def _source(cfg: GenerateConfig) -> ScenarioSource:
     return _SOURCES[key]
 
 
-#: config fields that must be whole numbers (``limit = true`` is an error, not 1)
-_INTS = ("limit", "seed", "n_candidates", "max_anchors", "shard_size", "workers")
-
-
-def check_types(cfg: GenerateConfig) -> None:
-    """Refuse booleans, floats and strings where the run needs a whole number, and anything
-    but a boolean for ``overwrite`` (the string "false" must never wipe a folder)."""
-    for name in _INTS:
-        v = getattr(cfg, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-            raise ConfigError(f"{name} must be a whole number, got {type(v).__name__} {v!r}")
-    if not isinstance(cfg.overwrite, bool):
-        raise ConfigError(f"overwrite must be true or false, got {type(cfg.overwrite).__name__}"
-                          f" {cfg.overwrite!r}")
-
-
 #: the most scenes one split of one run may plan (memory stays bounded; use --limit)
 MAX_SCENES_PER_SPLIT = 5_000_000
 
 
-def _split_refs(src: ScenarioSource, split: str, limit: int | None) -> list[ScenarioRef]:
-    """The refs of a split, at most ``limit``, without listing more than needed."""
+def _split_refs(src: ScenarioSource, cfg: GenerateConfig, split: str) -> list[ScenarioRef]:
+    """The refs of one split, at most ``limit``, without listing more than needed; a split the
+    source does not have is an error listing those it has."""
+    known = src.splits() if hasattr(src, "splits") else None
+    if known is not None and split not in known:
+        raise ConfigError(f"source {cfg.source!r}{f' at {cfg.root}' if cfg.root else ''} has no "
+                          f"split {split!r}; splits that exist: {', '.join(known) or 'none'}")
     refs: Iterable[ScenarioRef] = iter_refs(src, split)
-    if limit is not None and limit <= MAX_SCENES_PER_SPLIT:
-        return list(itertools.islice(refs, limit))
+    if cfg.limit is not None and cfg.limit <= MAX_SCENES_PER_SPLIT:
+        return list(itertools.islice(refs, cfg.limit))
     out = list(itertools.islice(refs, MAX_SCENES_PER_SPLIT + 1))
     if len(out) > MAX_SCENES_PER_SPLIT:
         raise ConfigError(f"split {split!r} has more than {MAX_SCENES_PER_SPLIT} scenes; "
@@ -139,14 +129,18 @@ def _split_refs(src: ScenarioSource, split: str, limit: int | None) -> list[Scen
 
 
 def plan(cfg: GenerateConfig) -> list[ShardSpec]:
-    """All shards of the run, in order."""
-    check_types(cfg)
+    """All shards of the run, in order; a run with no scene at all is an error."""
     src = _source(cfg)
     specs = []
     for split in cfg.splits:
-        refs = _split_refs(src, split, cfg.limit)
+        refs = _split_refs(src, cfg, split)
         chunks = [refs[i:i + cfg.shard_size] for i in range(0, len(refs), cfg.shard_size)]
         specs += [ShardSpec(split, i, len(chunks), tuple(c)) for i, c in enumerate(chunks)]
+    if not specs:
+        known = src.splits() if hasattr(src, "splits") else []
+        raise ConfigError(f"0 scenes in split(s) {', '.join(cfg.splits)} of source "
+                          f"{cfg.source!r}{f' at {cfg.root}' if cfg.root else ''}; splits that "
+                          f"exist: {', '.join(known) or 'none'}")
     return specs
 
 
@@ -307,11 +301,22 @@ def _run_local(specs: list[ShardSpec], cfg: GenerateConfig) -> Iterator[Outcome]
         for spec in specs:
             yield safe_process_shard(spec, cfg)
         return
-    with ProcessPoolExecutor(max_workers=cfg.workers,
-                             mp_context=get_context("forkserver")) as pool:
-        yield from _bounded(lambda s: pool.submit(safe_process_shard, s, cfg), specs,
-                            2 * cfg.workers,
-                            lambda fs: _as_sets(wait(fs, return_when=FIRST_COMPLETED)))
+    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("forkserver"),
+                             initializer=_ignore_sigint) as pool:
+        try:
+            yield from _bounded(lambda s: pool.submit(safe_process_shard, s, cfg), specs,
+                                2 * cfg.workers,
+                                lambda fs: _as_sets(wait(fs, return_when=FIRST_COMPLETED)))
+        except KeyboardInterrupt:
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()    # shards in flight are lost; they are redone on resume
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which reports what was written and stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _as_sets(res: Any) -> tuple[set[Future], set[Future]]:
@@ -327,7 +332,12 @@ def _run_dask(specs: list[ShardSpec], cfg: GenerateConfig) -> Iterator[Outcome]:
                           "pip install 'cfpair[dask]'") from None
     cluster = None
     if cfg.scheduler:
-        client = Client(cfg.scheduler, timeout=30)
+        try:
+            client = Client(cfg.scheduler, timeout=5)
+        except (OSError, TimeoutError) as exc:
+            raise SourceUnavailable(f"no Dask scheduler answered at {cfg.scheduler} within 5 s "
+                                    f"({type(exc).__name__}); start one with `dask scheduler` "
+                                    "or leave out --scheduler for a local cluster") from None
     else:
         cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=1, host="127.0.0.1",
                                dashboard_address=None, processes=True)
@@ -343,8 +353,9 @@ def _run_dask(specs: list[ShardSpec], cfg: GenerateConfig) -> Iterator[Outcome]:
             cluster.close()
 
 
-def generate(cfg: GenerateConfig, on_progress: Callback | None = None) -> RunSummary:
-    """Run (or resume) a generation into ``cfg.out``.
+def generate(cfg: GenerateConfig, on_progress: Callback | None = None,
+             on_plan: Callable[[list[ShardSpec]], None] | None = None) -> RunSummary:
+    """Run (or resume) a generation into ``cfg.out``; ``on_plan`` sees the shards first.
 
     The folder is locked for the run (a second writer fails fast); temporary files of an earlier
     killed or failed run are removed; the manifest is written before the first shard (listing
@@ -353,13 +364,15 @@ def generate(cfg: GenerateConfig, on_progress: Callback | None = None) -> RunSum
     ShardError naming it, and the manifest says ``incomplete`` (a re-run retries it).
     """
     started = time.perf_counter()
+    specs = plan(cfg)
+    if on_plan:
+        on_plan(specs)
     out = Path(cfg.out)
     if cfg.root is not None:
         check_apart(out, cfg.root, "--out", "dataset root")
-    specs = plan(cfg)
     with FolderLock(out, "--out folder"):
         clean_tmp(out)
-        manifest = Manifest.open(out, cfg.content(), cfg.hash(), cfg.overwrite)
+        manifest = Manifest.open(out, cfg.hashed(), cfg.hash(), cfg.overwrite)
         todo = [s for s in specs if not manifest.done(s.name)]
         resumed = len(specs) - len(todo)
         manifest.plan({s.name: len(s.refs) for s in specs})

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from cfpair import integrity
 from cfpair.labels.grounding import check_label
+from cfpair.progress import track
 from cfpair.records.manifest import Counts, RunManifest, ShardEntry
 from cfpair.records.schema import Facts, PairRecord, TrajectoryRecord
 from cfpair.records.shards import sha256
@@ -262,7 +263,7 @@ def validate(out: str | Path, recompute: bool = True) -> Report:
         return rep
     seen: dict[str, str] = {}
     rows_total = 0
-    for name, entry in sorted(shards.items()):
+    for name, entry in track(sorted(shards.items()), "validate", unit="shards"):
         try:
             rows_total += _check_shard(rep, out, name, entry, man, recompute, seen)
         except Exception as exc:  # noqa: BLE001 - a hostile shard is a finding, not a crash

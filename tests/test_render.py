@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import re
 import subprocess
 import sys
@@ -296,6 +297,10 @@ def test_a_row_that_cannot_be_drawn_is_a_one_line_error(small_run: Path, tmp_pat
             agent.model_copy(update={"valid": agent.valid[:3]})]})})
     out = tmp_path / "hostile"
     atomic_write(out / "data" / "train-000-of-001.parquet", parquet_bytes(table_of([ragged])))
+    # a folder that passes the CLI's output-folder check (a cfpair manifest), so the row is
+    # what fails
+    fmt = json.loads((small_run / "manifest.json").read_text())["format"]
+    atomic_write(out / "manifest.json", json.dumps({"format": fmt}).encode())
     for draw in (review_png, observation_png):
         with pytest.raises(ShardError, match="pair ragged: cannot draw"):
             draw(ragged)

@@ -122,7 +122,7 @@ def test_an_exception_that_is_not_a_cfpair_error_is_an_internal_error(tmp_path: 
 
 @pytest.mark.parametrize("value", [True, 1.0])
 def test_limit_must_be_a_whole_number(tmp_path: Path, value: object) -> None:
-    with pytest.raises(ConfigError, match="limit must be a whole number"):
+    with pytest.raises(ConfigError, match="limit: expected an integer"):
         plan(_cfg(tmp_path, limit=value))
 
 
@@ -149,7 +149,7 @@ def test_limit_true_in_a_toml_config_is_an_error(tmp_path: Path) -> None:
     toml = tmp_path / "run.toml"
     toml.write_text("limit = true\n")
     res = _cli("generate", "--config", str(toml), "--out", str(tmp_path / "out"))
-    assert res.returncode == 2 and "limit must be a whole number" in res.stderr
+    assert res.returncode == 2 and "limit: expected an integer, got true" in res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
 
 
@@ -264,6 +264,6 @@ def test_overwrite_must_be_a_boolean(tmp_path: Path, value: object) -> None:
     out = tmp_path / "out"
     generate(_cfg(out))
     before = sorted(p.name for p in (out / "data").iterdir())
-    with pytest.raises(ConfigError, match="overwrite must be true or false"):
+    with pytest.raises(ConfigError, match="overwrite: expected true or false"):
         generate(_cfg(out, seed=3, overwrite=value))
     assert sorted(p.name for p in (out / "data").iterdir()) == before

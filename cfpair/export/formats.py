@@ -35,7 +35,7 @@ import pyarrow as pa
 from cfpair import __version__
 from cfpair.errors import ConfigError, ShardError
 from cfpair.export import arrow as A
-from cfpair.export.images import SceneImage, scene_image
+from cfpair.export.images import IMAGE_MODES, SceneImage, scene_image
 from cfpair.export.text import (
     IMAGE_TOKEN,
     SYSTEM,
@@ -46,6 +46,7 @@ from cfpair.export.text import (
 )
 from cfpair.lock import FolderLock
 from cfpair.outdir import LOCK_NAME, check_apart, remove_listed
+from cfpair.progress import track
 from cfpair.records.manifest import RunManifest
 from cfpair.records.schema import PairRecord
 from cfpair.records.shards import (
@@ -204,6 +205,9 @@ def export(out: str | Path, dest: str | Path, fmt: str, images: str = "camera",
     non-empty folder is refused unless ``overwrite`` (its other files are left alone)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if images not in IMAGE_MODES:
+        raise ConfigError(f"unknown --images {images!r}; expected one of "
+                          f"{', '.join(IMAGE_MODES)}")
     out, dest = Path(out), Path(dest)
     check_apart(dest, out, "export folder", "pairs folder")
     if dest.exists() and not dest.is_dir():
@@ -289,6 +293,7 @@ def _export(out: Path, dest: Path, fmt: str, images: str, root: str | Path | Non
 
 def _parquet(recs: list[PairRecord], split: str, dest: Path, fmt: str,
              image: Callable[[PairRecord], SceneImage]) -> list[Path]:
+    recs = track(recs, f"export {split}", len(recs), "rows")  # type: ignore[assignment]
     if fmt == "verl":
         rows = [verl_row(r, image(r), split, i) for i, r in enumerate(recs)]
         path = dest / f"{split}.parquet"
@@ -306,7 +311,7 @@ def _llamafactory(recs: list[PairRecord], split: str, dest: Path, fmt: str,
     (dest / "images").mkdir(exist_ok=True)
     sft, dpo = [], []
     files = []
-    for rec in recs:
+    for rec in track(recs, f"export {split}", unit="rows"):
         if not _PAIR_ID.fullmatch(rec.pair_id):
             raise ShardError(f"pair id {rec.pair_id[:80]!r} is not a cfpair id (hex); the "
                              "pairs folder was edited - run cfpair validate on it")
@@ -374,5 +379,5 @@ def _write_card(res: ExportResult, out: Path, images: str, man: RunManifest | No
             f"forward, y left, metres, {XY_DECIMALS} decimals; yaw CCW radians, "
             f"{YAW_DECIMALS} decimals); `cfpair.export.text.parse_trajectory` reads them "
             "back. See `export.json` for the counts.", ""]
-    atomic_write(res.dest / "README.md", "\n".join(card_yaml(configs) + body).encode())
+    atomic_write(res.dest / "README.md", "\n".join(card_yaml(configs, res.dest) + body).encode())
     return path

@@ -41,6 +41,21 @@ class CachedReply:
     latency_s: float
 
 
+def _wal(db: sqlite3.Connection, wait_s: float = 60.0) -> None:
+    """Switch to the WAL journal. Two workers opening a new cache file at once can get
+    ``database is locked`` here at once (the switch does not wait out the busy timeout), so
+    it is retried for up to ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class RequestCache:
     """Key -> reply table in one sqlite file."""
 
@@ -49,7 +64,7 @@ class RequestCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            _wal(self.db)
             self.db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, "
                             "content TEXT NOT NULL, prompt_tokens INTEGER, "
                             "completion_tokens INTEGER, latency_s REAL, created REAL)")

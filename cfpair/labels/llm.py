@@ -9,12 +9,12 @@ bodies) never reach the model: they are retried with exponential backoff and jit
 
 Suits a local server: requests in flight adapt (``concurrency.py``: start at 1, climb while
 throughput grows, halve on a timeout; ``concurrency`` is the ceiling, and a llama.cpp server's
-``/props`` slot count caps it); a request past ``timeout_s`` and every request still open when
-the batch ends is cancelled and its connection closed, so the server can stop. Reply bodies are
-read up to ``max_reply_bytes`` (``oversize`` beyond). Only replies that became an accepted label
-are cached (``cache.py``), so after a fixed server a re-run asks again; secrets are scrubbed
-from everything stored (``secrets.py``). Every failed attempt is counted by kind as
-``failed_<kind>``: timeout, connection, rate_limit, http_<code>, truncated_body, bad_body,
+``/props`` slot count caps it); a request past ``request_timeout`` and every request still open
+when the batch ends is cancelled and its connection closed, so the server can stop. Reply
+bodies are read up to ``max_reply_bytes`` (``oversize`` beyond). Only replies that became an
+accepted label are cached (``cache.py``), so after a fixed server a re-run asks again; secrets
+are scrubbed from everything stored (``secrets.py``). Every failed attempt is counted by kind
+as ``failed_<kind>``: timeout, connection, rate_limit, http_<code>, truncated_body, bad_body,
 oversize, invalid_json, schema, grounding, text_contradiction, echo.
 """
 
@@ -120,7 +120,7 @@ class LLMLabeler:
             else settings.response_format
         if self.mode == "json_schema" and self._server in _SCHEMA_REFUSED:
             self.mode = "json_object"       # this process already learned it (another shard)
-        self.cache = RequestCache(settings.cache) if settings.cache else None
+        self.cache = RequestCache(settings.llm_cache) if settings.llm_cache else None
         self._client: openai.AsyncOpenAI | None = None
         self._limit: AdaptiveLimit | None = None
         key = os.environ.get(settings.api_key_env) or ""
@@ -160,10 +160,10 @@ class LLMLabeler:
     async def _post(self, messages: list[dict[str, Any]], params: dict[str, Any]
                     ) -> tuple[dict[str, Any], float]:
         """One request; the body read up to ``max_reply_bytes``; the whole of it bounded by
-        ``timeout_s`` (cancelled, and its connection closed, past that)."""
+        ``request_timeout`` (cancelled, and its connection closed, past that)."""
         assert self._client is not None
         started = time.perf_counter()
-        async with asyncio.timeout(self.s.timeout_s):
+        async with asyncio.timeout(self.s.request_timeout):
             async with self._client.chat.completions.with_streaming_response.create(
                     model=self.s.model, messages=messages, **params) as raw:  # type: ignore
                 body = bytearray()
@@ -246,9 +246,9 @@ class LLMLabeler:
 
     # -- one record -----------------------------------------------------------------------
     def _fallback(self, rec: PairRecord, attempts: int, error: str) -> Outcome:
-        self.stats.counts[f"fallback_{self.s.fallback}"] += 1
+        self.stats.counts[f"fallback_{self.s.label_fallback}"] += 1
         error = self._clean(error)
-        if self.s.fallback == "rules":
+        if self.s.label_fallback == "rules":
             return Outcome(rules.label(rec), "fallback", rules.NAME, attempts, error)
         return Outcome(None, "unlabeled", NAME, attempts, error)
 
@@ -327,7 +327,7 @@ class LLMLabeler:
         (including cancellation) every open request is cancelled and the client closed."""
         key = os.environ.get(self.s.api_key_env) or "not-needed"
         self._client = openai.AsyncOpenAI(base_url=self.s.base_url, api_key=key,
-                                          timeout=self.s.timeout_s, max_retries=0)
+                                          timeout=self.s.request_timeout, max_retries=0)
         self._limit = AdaptiveLimit(self.s.concurrency, self.s.adaptive)
         if self.s.probe_slots:
             slots = await asyncio.to_thread(server_slots, self.s.base_url)

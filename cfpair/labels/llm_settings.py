@@ -23,16 +23,16 @@ class LLMSettings:
     api_key_env: str = "OPENAI_API_KEY"
     response_format: str = "auto"
     concurrency: int = 8
-    timeout_s: float = 60.0
+    request_timeout: float = 60.0
     max_retries: int = 4
     max_reasks: int = 2
-    fallback: str = "rules"
+    label_fallback: str = "rules"
     temperature: float = 0.0
     max_tokens: int = 768
     prompt_version: str = "v1"
     price_input: float = 0.0
     price_output: float = 0.0
-    cache: str | None = None
+    llm_cache: str | None = None
     with_images: bool = False
     image_root: str | None = None
     backoff_s: float = 0.5
@@ -46,12 +46,13 @@ class LLMSettings:
         if self.response_format not in FORMATS:
             raise ConfigError(f"response_format must be one of {FORMATS}, "
                               f"got {self.response_format!r}")
-        if self.fallback not in FALLBACKS:
-            raise ConfigError(f"label_fallback must be one of {FALLBACKS}, got {self.fallback!r}")
+        if self.label_fallback not in FALLBACKS:
+            raise ConfigError(f"label_fallback must be one of {FALLBACKS}, "
+                              f"got {self.label_fallback!r}")
         if self.concurrency < 1 or self.max_retries < 0 or self.max_reasks < 0:
             raise ConfigError("concurrency must be >= 1, max_retries and max_reasks >= 0")
-        if self.timeout_s <= 0:
-            raise ConfigError(f"request timeout must be > 0 s, got {self.timeout_s}")
+        if self.request_timeout <= 0:
+            raise ConfigError(f"request_timeout must be > 0 s, got {self.request_timeout}")
         if self.max_reply_bytes < 1024:
             raise ConfigError(f"max_reply_bytes must be >= 1024, got {self.max_reply_bytes}")
         prompt.templates(self.prompt_version)

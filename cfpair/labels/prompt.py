@@ -1,4 +1,4 @@
-"""Render the labeler prompt of one pair from its measured facts (versioned templates in prompts/).
+"""Render the labeler prompt of one pair from its measured facts (templates: package data).
 
 The model sees numbers, not arrays: a compact table of the nearest road users, the negative's
 failure and the positive's correction. The JSON Schema sent with the request is the label
@@ -14,6 +14,7 @@ import copy
 import json
 import math
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ from cfpair.labels.risk import closing_speed, offroad_seconds, risk_facts, risk_
 from cfpair.records.label import SafetyLabel
 from cfpair.records.schema import PairRecord, TrajectoryRecord, anchor_index
 
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+#: the versioned templates, package data (``cfpair/labels/prompts/<version>/``)
+PROMPTS_DIR = Path(str(files("cfpair.labels") / "prompts"))
 MAX_AGENTS = 8
 #: text fields are capped tighter for the model than the record allows (1,200)
 TEXT_MAX = 600

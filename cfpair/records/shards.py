@@ -280,14 +280,41 @@ def write_rejects(out: Path, manifest: Manifest) -> Path:
     return path
 
 
-def card_yaml(configs: dict[str, dict[str, str]]) -> list[str]:
+def _rows_of(path: Path) -> int:
+    if path.suffix == ".parquet":
+        return pq.ParquetFile(path).metadata.num_rows
+    return len(json.loads(path.read_bytes()))
+
+
+def dataset_info_yaml(configs: dict[str, dict[str, str]], root: Path) -> list[str]:
+    """``dataset_info``: rows and bytes of every split of every config, measured from the files
+    under ``root``. ``datasets`` hashes it into its cache key, so a folder written again with
+    other content loads the new rows (its file-based key alone can miss that)."""
+    yaml = ["dataset_info:"]
+    for name, files in configs.items():
+        yaml += [f"- config_name: {name}", "  splits:"]
+        total = 0
+        for split, pattern in files.items():
+            found = sorted(root.glob(pattern))
+            size = sum(p.stat().st_size for p in found)
+            total += size
+            yaml += [f"  - name: {split}", f"    num_bytes: {size}",
+                     f"    num_examples: {sum(_rows_of(p) for p in found)}"]
+        yaml += [f"  download_size: {total}", f"  dataset_size: {total}"]
+    return yaml
+
+
+def card_yaml(configs: dict[str, dict[str, str]], root: Path | None = None) -> list[str]:
     """The YAML header of a dataset card: ``configs`` (name -> split -> file glob) so that
-    ``load_dataset(folder[, name])`` finds every split under its own name."""
+    ``load_dataset(folder[, name])`` finds every split under its own name, and with ``root``
+    (the folder the globs are relative to) the ``dataset_info`` of the files there."""
     yaml = ["---", "configs:"]
     for name, files in configs.items():
         yaml += [f"- config_name: {name}", "  data_files:"]
         for split, path in files.items():
             yaml += [f"  - split: {split}", f"    path: {path}"]
+    if root is not None:
+        yaml += dataset_info_yaml(configs, root)
     return yaml + ["tags:", "- autonomous-driving", "- safety", "- counterfactual", "---", ""]
 
 
@@ -304,7 +331,7 @@ def write_card(out: Path, manifest: Manifest) -> Path:
     d = manifest.record
     splits = sorted({e.split for e in d.shards.values()})
     cfg = d.config
-    yaml = card_yaml({"default": {s: f"data/{s}-*.parquet" for s in splits}})
+    yaml = card_yaml({"default": {s: f"data/{s}-*.parquet" for s in splits}}, out)
     c = d.counts
     synthetic_note = (" (synthetic scenes, not real driving)" if cfg["source"] == "synthetic"
                       else "")

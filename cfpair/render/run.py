@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cfpair.progress import track
 from cfpair.records.shards import atomic_write, load_records, read_records
 from cfpair.render.grid import GRID_ROWS, grid_png
 from cfpair.render.pair_figure import review_png
@@ -29,7 +30,8 @@ def render(out: str | Path, dest: str | Path | None = None, limit: int = 20,
     """Render the first ``limit`` pairs (or the given ids) of ``out`` into ``dest``
     (default ``out/render``): ``pairs/<pair_id>.png``, ``grid-<page>.png`` (``cols`` x
     ``GRID_ROWS`` pairs a page) and, with ``html``, ``report.html`` whose summary covers every
-    pair of the split. ``on_progress(stage, done, total)`` is called after each image."""
+    pair of the split. ``on_progress(stage, done, total)`` is called after each image; inside
+    the CLI the same loops also draw progress bars (``cfpair.progress``)."""
     out = Path(out)
     dest = Path(dest) if dest is not None else out / "render"
     rows = read_records(out, split).num_rows
@@ -38,7 +40,7 @@ def render(out: str | Path, dest: str | Path | None = None, limit: int = 20,
     res = RenderResult(rows=rows)
     tell = on_progress or (lambda stage, done, total: None)
     images: dict[str, bytes] = {}
-    for i, rec in enumerate(recs):
+    for i, rec in enumerate(track(recs, "render", unit="pairs")):
         path = dest / "pairs" / f"{rec.pair_id}.png"
         images[rec.pair_id] = review_png(rec, dpi)
         atomic_write(path, images[rec.pair_id])
@@ -47,7 +49,7 @@ def render(out: str | Path, dest: str | Path | None = None, limit: int = 20,
     if grid:
         page = max(1, cols * GRID_ROWS)
         starts = range(0, len(recs), page)
-        for n, start in enumerate(starts):
+        for n, start in enumerate(track(starts, "render grids", unit="pages")):
             path = dest / f"grid-{n + 1:03d}.png"
             atomic_write(path, grid_png(recs[start:start + page], cols))
             res.grids.append(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import itertools
 from collections.abc import Iterator
@@ -90,12 +91,21 @@ SOURCES: dict[str, str] = {
 }
 
 
-def get_source(name: str, root: str | Path | None = None, **options: Any) -> ScenarioSource:
-    """Instantiate a registered source by name, importing its module lazily."""
+def source_class(name: str) -> type:
+    """The class of a registered source (its module imported now). Each class declares
+    ``default_splits``, ``needs_root`` and a ``splits()`` method listing the splits on disk."""
     try:
         target = SOURCES[name]
     except KeyError:
-        raise ConfigError(f"unknown source {name!r}; expected one of {sorted(SOURCES)}") from None
+        near = difflib.get_close_matches(name, SOURCES, n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise ConfigError(f"unknown source {name!r}; {hint}expected one of "
+                          f"{sorted(SOURCES)}") from None
     module, cls = target.split(":")
-    source_cls = getattr(importlib.import_module(module), cls)
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_source(name: str, root: str | Path | None = None, **options: Any) -> ScenarioSource:
+    """Instantiate a registered source by name, importing its module lazily."""
+    source_cls = source_class(name)
     return source_cls(root=root, **options) if root is not None else source_cls(**options)

@@ -401,6 +401,13 @@ class CarlaRecordingSource:
     """Recordings saved by :func:`record`: ``root/<split>/*.npz`` (or ``root/*.npz`` for 'all')."""
 
     name = "carla"
+    default_splits = ("all",)
+    needs_root = True
+
+    def splits(self) -> list[str]:
+        """Sub-folders holding recordings, and ``all`` when the root itself holds some."""
+        found = sorted({p.parent.name for p in self.root.glob("*/*.npz")})
+        return found + (["all"] if any(self.root.glob("*.npz")) else [])
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)

@@ -243,6 +243,13 @@ class DeepAccidentSource:
     or ``all`` (every scenario with a meta file)."""
 
     name = "deepaccident"
+    default_splits = ("train", "val")
+    needs_root = True
+
+    def splits(self) -> list[str]:
+        """Split files found at the root or in split_txt_files/, and ``all``."""
+        files = [*self.root.glob("*.txt"), *self.root.glob("split_txt_files/*.txt")]
+        return sorted({p.stem for p in files}) + ["all"]
 
     def __init__(self, root: str | Path, anchor_seconds: tuple[float, ...] = (0.5, 1.0, 1.5,
                                                                               2.0, 2.5, 3.0),

@@ -149,6 +149,14 @@ class NavsimSource:
     ``require_map=False`` (then its map is empty and ``map.available`` false)."""
 
     name = "navsim"
+    default_splits = ("mini",)
+    needs_root = True
+
+    def splits(self) -> list[str]:
+        """Folders holding log pickles under ``root/navsim_logs`` or ``root``."""
+        found = {p.parent.name for base in (self.root / "navsim_logs", self.root)
+                 if base.is_dir() for p in base.glob("*/*.pkl")}
+        return sorted(found)
 
     def __init__(self, root: str | Path, maps_root: str | Path | None = None,
                  num_history: int = 4, num_future: int = 10, frame_interval: int | None = None,

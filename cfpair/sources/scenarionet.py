@@ -53,6 +53,8 @@ class ScenarioNetSource:
     """ScenarioNet folders under ``root`` (see the module docstring)."""
 
     name = "scenarionet"
+    default_splits = ("train",)
+    needs_root = True
 
     def __init__(self, root: str | Path, anchor_every_s: float = 1.0, history_s: float = 2.0,
                  future_s: float = 4.0, map_radius_m: float = 150.0,
@@ -62,6 +64,13 @@ class ScenarioNetSource:
             raise DatasetFormatError(self.root, "ScenarioNet root is not a directory")
         self.options = LoadOptions(anchor_every_s, history_s, future_s, map_radius_m, velocity,
                                    default_lane_width)
+
+    def splits(self) -> list[str]:
+        """The sub-folders of the root (each a split of its own), and ``train`` and ``all``
+        (the whole root)."""
+        subs = sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and not p.name.startswith("."))
+        return subs + [s for s in ("all", "train") if s not in subs]
 
     # --- listing ---------------------------------------------------------------------------
     def list(self, split: str) -> list[ScenarioRef]:

@@ -365,6 +365,12 @@ class SyntheticSource:
     hash of the index assigns each to a split (80/10/10)."""
 
     name = "synthetic"
+    default_splits = ("train", "val", "test")
+    needs_root = False
+
+    def splits(self) -> list[str]:
+        """The splits every synthetic run has."""
+        return [*SPLITS, "all"]
 
     def __init__(self, n_scenes: int = 120, seed: int = 0, risky_share: float = 0.7,
                  families: tuple[str, ...] = FAMILIES, root: object = None) -> None:

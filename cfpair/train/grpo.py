@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from cfpair.errors import ConfigError
+from cfpair.progress import track
 from cfpair.train.data import Batch
 from cfpair.train.model import MAX_STD_M, MIN_STD_M, SCALE, TinyVLA, inputs
 from cfpair.train.scoring import Scorer
@@ -145,7 +146,7 @@ def train_grpo(model: TinyVLA, data: Batch, scorer: Scorer, cfg: GRPOConfig, see
     gen = torch.Generator(device="cpu").manual_seed(seed)
     lam = 0.0
     log = GRPOLog()
-    for _ in range(cfg.steps):
+    for _ in track(range(cfg.steps), "grpo", unit="steps"):
         idx = rng.choice(len(data), size=min(cfg.scenes_per_step, len(data)), replace=False)
         b = data.take(idx)
         x = inputs(b, device)

