@@ -26,11 +26,19 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e .
 	touch $@
 
-# llama.cpp from source with the portable flags; --no-cache-dir so pip cannot hand back a
-# wheel built earlier with native flags
+# llama.cpp from source with the portable flags, built once per (version, flags) into a wheel
+# kept under ~/.cache/cfpair (its folder name is a hash of both, so a wheel built with other
+# flags is never reused); --no-cache-dir so pip cannot hand back a native build of its own
+LLAMA_KEY := $(shell printf '%s' '$(LLAMA) $(LLAMA_CMAKE)' | sha256sum | cut -c1-16)
+LLAMA_WHEELS := $(HOME)/.cache/cfpair/llama-$(LLAMA_KEY)
 $(VENV)/.llama-installed: | $(BIN)/python
-	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) install -q --no-cache-dir --no-binary llama-cpp-python \
-		"$(LLAMA)"
+	@if ! ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1; then \
+		echo "building llama.cpp once (portable, 10-30 min on 2 cores) into $(LLAMA_WHEELS)"; \
+		rm -rf $(LLAMA_WHEELS).tmp && mkdir -p $(LLAMA_WHEELS).tmp && \
+		CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) wheel -q --no-cache-dir --no-deps \
+			--no-binary llama-cpp-python -w $(LLAMA_WHEELS).tmp "$(LLAMA)" && \
+		rm -rf $(LLAMA_WHEELS) && mv $(LLAMA_WHEELS).tmp $(LLAMA_WHEELS); fi
+	$(PIP) install -q "$$(ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl | head -1)[server]"
 	$(MAKE) --no-print-directory check-llama
 	touch $@
 
