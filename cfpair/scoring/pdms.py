@@ -82,6 +82,12 @@ class EgoStates:
     ax: F64 | None = None
     ay: F64 | None = None
 
+    def select(self, rows: np.ndarray) -> EgoStates:
+        """The states of ``rows`` (contiguous copies)."""
+        return EgoStates(self.x[rows], self.y[rows], self.yaw[rows], self.speed[rows],
+                         None if self.ax is None else self.ax[rows],
+                         None if self.ay is None else self.ay[rows])
+
     @classmethod
     def from_navsim(cls, s: F64) -> EgoStates:
         """From NAVSIM's (K, 41, 11) simulated states."""
@@ -121,6 +127,10 @@ class Scores:
     def take(self, i: int) -> dict[str, float | int | bool]:
         """Scalar values of candidate i (the (K,) fields)."""
         return {k: v[i].item() for k, v in vars(self).items() if v.ndim == 1}
+
+    def select(self, rows: np.ndarray) -> Scores:
+        """The scores of ``rows`` only (every field indexed along its candidate axis)."""
+        return Scores(**{k: v[rows] for k, v in vars(self).items()})
 
     @property
     def risky(self) -> Bool:
