@@ -72,11 +72,12 @@ def _batches(rows: np.ndarray) -> list[np.ndarray]:
     return [r for r in np.split(rows, cuts) if r.size]
 
 
-def _comfy_safe(f: Facts, rows: np.ndarray) -> np.ndarray:
+def _comfy_safe(f: Facts, rows: np.ndarray, also: tuple[int, ...] = ()) -> np.ndarray:
     """(len(rows),) safe in the exact view and comfortable in both (NAVSIM-view safety is the
-    caller's)."""
-    ex = f.exact_on(rows)
-    return ex.safe & (ex.comfort == 1) & (f.scores.comfort[rows] == 1)
+    caller's); the exact view of the rows ``also`` is scored in the same batch."""
+    ex = f.exact_on(np.concatenate([rows, np.asarray(also, np.int64)]))
+    n = rows.size
+    return ex.safe[:n] & (ex.comfort[:n] == 1) & (f.scores.comfort[rows] == 1)
 
 
 def choose(c: Candidates, f: Facts, margin_ok: np.ndarray, score_weight_m: float = 2.0
@@ -117,8 +118,8 @@ def choose(c: Candidates, f: Facts, margin_ok: np.ndarray, score_weight_m: float
     cost = np.where(better, _ade(c, neg) + score_weight_m * (1 - s.pdms), np.inf)
     first = np.flatnonzero(better)
     first = first[np.argsort(cost[first], kind="stable")]   # = argmin's order (ties: index)
-    for rows in _batches(first):
-        ok = _comfy_safe(f, rows)
+    for i, rows in enumerate(_batches(first)):
+        ok = _comfy_safe(f, rows, () if i else (neg,))   # the record stores neg's exact view
         if ok.any():
             return neg, int(rows[np.argmax(ok)])
     # no better candidate is comfortably safe in both views: the rule over all candidates
@@ -130,7 +131,8 @@ def choose(c: Candidates, f: Facts, margin_ok: np.ndarray, score_weight_m: float
     # comfort waived: an emergency manoeuvre may be the only way out
     rows = np.flatnonzero(nav_safe)
     safe = np.zeros(c.k, bool)
-    safe[rows] = f.exact_on(rows).safe
+    if rows.size:
+        safe[rows] = f.exact_on(rows).safe
     if not safe.any():
         raise SceneRejected("no_safe_candidate",
                             f"none of {c.k} candidates is feasible, collision-free with a "
