@@ -77,7 +77,7 @@ def _comfy_safe(f: Facts, rows: np.ndarray, also: tuple[int, ...] = ()) -> np.nd
     caller's); the exact view of the rows ``also`` is scored in the same batch."""
     ex = f.exact_on(np.concatenate([rows, np.asarray(also, np.int64)]))
     n = rows.size
-    return ex.safe[:n] & (ex.comfort[:n] == 1) & (f.scores.comfort[rows] == 1)
+    return ex.safe[:n] & (ex.comfort[:n] == 1) & (f.nav_on(rows).comfort == 1)
 
 
 def choose(c: Candidates, f: Facts, margin_ok: np.ndarray, score_weight_m: float = 2.0
@@ -100,7 +100,7 @@ def choose(c: Candidates, f: Facts, margin_ok: np.ndarray, score_weight_m: float
     also safe and comfortable in the exact view is the answer), the others only when none is.
     The outcome is the one of the same rule applied to all K at once.
     """
-    s = f.scores
+    s = f.nav_risk                 # risk and safety of all K; PDMS and comfort where needed
     risky = s.risky
     if risky[0]:
         neg = 0
@@ -114,8 +114,13 @@ def choose(c: Candidates, f: Facts, margin_ok: np.ndarray, score_weight_m: float
         d = np.where(pool, _ade(c, 0), np.inf)
         neg = int(np.argmin(d))
     nav_safe = c.feasible & s.safe & margin_ok          # NAVSIM's view and the margin
-    better = nav_safe & (s.pdms > s.pdms[neg])
-    cost = np.where(better, _ade(c, neg) + score_weight_m * (1 - s.pdms), np.inf)
+    cand = np.flatnonzero(nav_safe)
+    got = f.nav_on(np.concatenate([[neg], cand]))
+    pdms_neg = got.pdms[0]
+    pdms = np.full(c.k, -np.inf)
+    pdms[cand] = got.pdms[1:]
+    better = nav_safe & (pdms > pdms_neg)
+    cost = np.where(better, _ade(c, neg) + score_weight_m * (1 - pdms), np.inf)
     first = np.flatnonzero(better)
     first = first[np.argsort(cost[first], kind="stable")]   # = argmin's order (ties: index)
     for i, rows in enumerate(_batches(first)):
@@ -127,9 +132,9 @@ def choose(c: Candidates, f: Facts, margin_ok: np.ndarray, score_weight_m: float
     if rest.size and _comfy_safe(f, rest).any():
         raise SceneRejected("no_better_positive",
                             f"no safe candidate scores above the negative's PDMS "
-                            f"{s.pdms[neg]:.3f} in NAVSIM's view")
+                            f"{pdms_neg:.3f} in NAVSIM's view")
     # comfort waived: an emergency manoeuvre may be the only way out
-    rows = np.flatnonzero(nav_safe)
+    rows = cand
     safe = np.zeros(c.k, bool)
     if rows.size:
         safe[rows] = f.exact_on(rows).safe
@@ -142,7 +147,7 @@ def choose(c: Candidates, f: Facts, margin_ok: np.ndarray, score_weight_m: float
     if not better.any():
         raise SceneRejected("no_better_positive",
                             f"no safe candidate scores above the negative's PDMS "
-                            f"{s.pdms[neg]:.3f} in NAVSIM's view")
+                            f"{pdms_neg:.3f} in NAVSIM's view")
     return neg, int(np.argmin(np.where(better, cost, np.inf)))
 
 
@@ -156,7 +161,7 @@ def meta_action(c: Candidates, neg: int, pos: int, conflict_step: int | None
 def make_pair(ctx: EvalContext, c: Candidates, facts: Facts) -> Pair:
     """Choose among the scored candidates (``facts`` of every one, both views); raises
     SceneRejected with a reason when there is no valid pair."""
-    cand = np.flatnonzero(c.feasible & facts.scores.safe)   # the only rows the margin decides
+    cand = np.flatnonzero(c.feasible & facts.nav_risk.safe)   # the only rows the margin decides
     margin_ok = np.zeros(c.k, bool)
     margin_ok[cand] = margin_mask(ctx, c, cand)
     neg, pos = choose(c, facts, margin_ok)

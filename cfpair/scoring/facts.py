@@ -16,7 +16,7 @@ from cfpair.geometry.ttc import constant_velocity_ttc
 from cfpair.labels import models as m
 from cfpair.scoring.boxes import agent_boxes, ego_boxes
 from cfpair.scoring.context import DT, EvalContext
-from cfpair.scoring.pdms import COLLISION_TYPES, EgoStates, Scores, score_states
+from cfpair.scoring.pdms import COLLISION_TYPES, EgoStates, RiskScores, Scores, score_states
 from cfpair.types import F64, Bool
 
 PROXIMITY_M = 2.0     # per-step proximity cost reaches 0 at this box-to-box distance
@@ -78,6 +78,15 @@ class FactArrays:
     def exact_on(self, rows: np.ndarray) -> Scores:
         """The exact view's scores of ``rows`` (as :meth:`LazyFacts.exact_on`)."""
         return self.exact_scores.select(np.asarray(rows, np.int64))
+
+    def nav_on(self, rows: np.ndarray) -> Scores:
+        """NAVSIM's view's scores of ``rows`` (as :meth:`LazyFacts.nav_on`)."""
+        return self.scores.select(np.asarray(rows, np.int64))
+
+    @property
+    def nav_risk(self) -> Scores:
+        """NAVSIM's view's risk and safety of all K (as :attr:`LazyFacts.nav_risk`)."""
+        return self.scores
 
     def prepare(self, rows: list[int] | np.ndarray) -> None:
         """Nothing to do: every fact is already measured (as :meth:`LazyFacts.prepare`)."""
@@ -256,14 +265,20 @@ class LazyFacts:
     use.
     """
 
-    def __init__(self, ctx: EvalContext, exact: EgoStates, nav: EgoStates, scores: Scores,
+    def __init__(self, ctx: EvalContext, exact: EgoStates, nav: EgoStates, risk: RiskScores,
                  feasible: Bool) -> None:
-        self.ctx, self.exact, self.nav, self.scores = ctx, exact, nav, scores
+        self.ctx, self.exact, self.nav, self.nav_risk = ctx, exact, nav, risk
         self.feasible = np.asarray(feasible, bool)
-        self.first_conflict = first_conflict(scores)
+        r = risk.risk
+        self.first_conflict = np.where(r["collision_step"] >= 0, r["collision_step"],
+                                       np.where(r["ttc_step"] >= 0, r["ttc_step"],
+                                                r["offroad_step"]))
         self._k = int(exact.x.shape[0])
         self._ex: dict[str, np.ndarray] = {}          # exact-view fields, filled where known
         self._ex_known = np.zeros(self._k, bool)
+        self._nv: dict[str, np.ndarray] = {}          # NAVSIM-view fields, filled where known
+        self._nv_known = np.zeros(self._k, bool)
+        self._scores: Scores | None = None
         self._rows: dict[int, tuple[FactArrays, int]] = {}   # row -> (facts of a batch, index)
         self._full: FactArrays | None = None
 
@@ -282,6 +297,27 @@ class LazyFacts:
             self._ex_known[batch] = True
         return Scores(**{name: v[rows] for name, v in self._ex.items()})
 
+    def nav_on(self, rows: np.ndarray) -> Scores:
+        """NAVSIM's view's scores of ``rows``: the risk metrics are known for all K, EP,
+        comfort and PDMS are computed for the rows not yet finished (one batch led by row 0)."""
+        rows = np.asarray(rows, np.int64)
+        todo = np.unique(rows[~self._nv_known[rows]])
+        if todo.size or not self._nv:
+            batch = np.concatenate([[0], todo[todo != 0]])
+            for name, v in self.nav_risk.finish(batch).items():
+                if name not in self._nv:
+                    self._nv[name] = np.empty((self._k,) + v.shape[1:], v.dtype)
+                self._nv[name][batch] = v
+            self._nv_known[batch] = True
+        return Scores(**{name: v[rows] for name, v in self._nv.items()})
+
+    @property
+    def scores(self) -> Scores:
+        """NAVSIM's view's scores of all K (finishing every row, once)."""
+        if self._scores is None:
+            self._scores = self.nav_on(np.arange(self._k))
+        return self._scores
+
     def prepare(self, rows: list[int] | np.ndarray) -> None:
         """Measure the facts of ``rows`` (those not yet measured) in one batch."""
         todo = sorted({int(i) for i in rows} - set(self._rows))
@@ -289,7 +325,7 @@ class LazyFacts:
             return
         idx = np.asarray(todo, np.int64)
         f = measure(self.ctx, self.exact.select(idx), self.exact_on(idx), self.nav.select(idx),
-                    self.scores.select(idx), self.feasible[idx])
+                    self.nav_on(idx), self.feasible[idx])
         for j, i in enumerate(todo):
             self._rows[i] = (f, j)
 
@@ -312,7 +348,7 @@ class LazyFacts:
     @property
     def risky(self) -> Bool:
         """(K,) collision, TTC violation or off the drivable area (NAVSIM's view)."""
-        return self.scores.risky
+        return self.nav_risk.risky
 
     def full(self) -> FactArrays:
         """Every fact of every candidate (the eager :func:`measure`), computed once."""

@@ -18,7 +18,7 @@ import numpy as np
 from cfpair.scoring.context import DT, EvalContext
 from cfpair.scoring.facts import FactArrays, LazyFacts, measure
 from cfpair.scoring.navsim_tracker import simulate_poses
-from cfpair.scoring.pdms import EgoStates, score_states
+from cfpair.scoring.pdms import EgoStates, score_risk, score_states
 from cfpair.types import F64
 
 POSE_STEP = 5          # 0.5 s poses out of the 0.1 s grid
@@ -64,7 +64,7 @@ def score_trajectories(ctx: EvalContext, x: F64, y: F64, yaw: F64, v: F64,
     exact = EgoStates(x, y, yaw, v)
     nav = navsim_view(ctx, poses_of(x, y, yaw))
     feasible = np.ones(x.shape[0], bool) if feasible is None else feasible
-    return LazyFacts(ctx, exact, nav, score_states(ctx, nav), feasible)
+    return LazyFacts(ctx, exact, nav, score_risk(ctx, nav), feasible)
 
 
 def score_poses(ctx: EvalContext, poses: F64, expert_poses: F64) -> FactArrays:
