@@ -329,6 +329,13 @@ class LazyFacts:
         for j, i in enumerate(todo):
             self._rows[i] = (f, j)
 
+    @property
+    def reported(self) -> dict[str, np.ndarray]:
+        """The rows computed so far: ``exact`` (exact view), ``nav`` (NAVSIM view's EP, comfort
+        and PDMS) and ``facts`` (measured facts), each sorted."""
+        return {"exact": np.flatnonzero(self._ex_known), "nav": np.flatnonzero(self._nv_known),
+                "facts": np.asarray(sorted(self._rows), np.int64)}
+
     def _at(self, i: int) -> tuple[FactArrays, int]:
         if self._full is not None:
             return self._full, i
