@@ -1,5 +1,7 @@
 """Every measured fact of every candidate as (K,) arrays, computed once per scoring call, with
 the field names of the stored ``Facts`` row; :meth:`FactArrays.row` only selects and rounds.
+:class:`LazyFacts` (what ``score_trajectories`` returns, for generate) computes the same values
+only for the rows that are asked for.
 
 Events and sub-scores are NAVSIM's view; ``exact_*`` the exact view's sub-scores; the distance,
 constant-velocity TTC, safety score and per-step costs are measured on the exact states."""
