@@ -1,5 +1,7 @@
 """Every measured fact of every candidate as (K,) arrays, computed once per scoring call, with
 the field names of the stored ``Facts`` row; :meth:`FactArrays.row` only selects and rounds.
+:class:`LazyFacts` (what ``score_trajectories`` returns, for generate) computes the same values
+only for the rows that are asked for.
 
 Events and sub-scores are NAVSIM's view; ``exact_*`` the exact view's sub-scores; the distance,
 constant-velocity TTC, safety score and per-step costs are measured on the exact states."""
@@ -16,7 +18,7 @@ from cfpair.geometry.ttc import constant_velocity_ttc
 from cfpair.records import schema as m
 from cfpair.scoring.boxes import agent_boxes, ego_boxes
 from cfpair.scoring.context import DT, EvalContext
-from cfpair.scoring.pdms import COLLISION_TYPES, EgoStates, Scores
+from cfpair.scoring.pdms import COLLISION_TYPES, EgoStates, RiskScores, Scores, score_states
 from cfpair.types import F64, Bool
 
 PROXIMITY_M = 2.0     # per-step proximity cost reaches 0 at this box-to-box distance
@@ -74,6 +76,22 @@ class FactArrays:
     def safe(self) -> Bool:
         """(K,) no contact, NC = TTC = 1 and DAC = 1 (or no map) in both views."""
         return self.scores.safe & self.exact_scores.safe
+
+    def exact_on(self, rows: np.ndarray) -> Scores:
+        """The exact view's scores of ``rows`` (as :meth:`LazyFacts.exact_on`)."""
+        return self.exact_scores.select(np.asarray(rows, np.int64))
+
+    def nav_on(self, rows: np.ndarray) -> Scores:
+        """NAVSIM's view's scores of ``rows`` (as :meth:`LazyFacts.nav_on`)."""
+        return self.scores.select(np.asarray(rows, np.int64))
+
+    @property
+    def nav_risk(self) -> Scores:
+        """NAVSIM's view's risk and safety of all K (as :attr:`LazyFacts.nav_risk`)."""
+        return self.scores
+
+    def prepare(self, rows: list[int] | np.ndarray) -> None:
+        """Nothing to do: every fact is already measured (as :meth:`LazyFacts.prepare`)."""
 
     def row(self, ctx: EvalContext, i: int) -> m.Facts:
         """The stored (rounded) ``Facts`` of candidate i."""
@@ -174,6 +192,13 @@ def _distances(ctx: EvalContext, x: F64, y: F64, yaw: F64) -> tuple[F64, F64]:
     return step, overall
 
 
+def first_conflict(s: Scores) -> np.ndarray:
+    """(K,) the conflict step (NAVSIM's view): the first contact if there is one, else the
+    first TTC infraction, else the first step off the drivable area (-1: none)."""
+    return np.where(s.collision_step >= 0, s.collision_step,
+                    np.where(s.ttc_step >= 0, s.ttc_step, s.offroad_step))
+
+
 def measure(ctx: EvalContext, exact: EgoStates, s_exact: Scores, nav: EgoStates, s: Scores,
             feasible: Bool) -> FactArrays:
     """All facts and per-step costs of K trajectories at once: ``exact`` states (K, T) and their
@@ -200,10 +225,7 @@ def measure(ctx: EvalContext, exact: EgoStates, s_exact: Scores, nav: EgoStates,
              "offroad": s_exact.offroad.astype(float), "comfort": comfort_cost.astype(float)}
     costs["safety"] = 1 - np.maximum.reduce([costs["collision"], costs["proximity"],
                                              costs["offroad"]])
-    # the conflict (NAVSIM's view) is the first contact if there is one, else the first TTC
-    # infraction, else the first step off the drivable area
-    first = np.where(s.collision_step >= 0, s.collision_step,
-                     np.where(s.ttc_step >= 0, s.ttc_step, s.offroad_step))
+    first = first_conflict(s)
     rows = np.arange(k)
     cv_agent = ttc_agent[rows, np.argmin(ttc, axis=1)]
     critical = np.where(s.collision_step >= 0, s.collision_agent,
@@ -230,3 +252,121 @@ def measure(ctx: EvalContext, exact: EgoStates, s_exact: Scores, nav: EgoStates,
         dac_evaluated=~np.isnan(s.dac), exact_nc=s_exact.nc, exact_dac=s_exact.dac,
         exact_ttc=s_exact.ttc, exact_ep=s_exact.ep, exact_comfort=s_exact.comfort,
         exact_pdms=s_exact.pdms, costs=costs)
+
+
+class LazyFacts:
+    """The facts of K trajectories as :func:`measure` gives them, computed only where asked.
+
+    NAVSIM's view is scored for all K up front (``scores``; pairing reads its risk, safety and
+    PDMS everywhere). The exact view (:meth:`exact_on`) and the per-candidate facts
+    (:meth:`row`, :meth:`cost_row`, :meth:`prepare`) are computed for the rows asked for only,
+    each row once; a row's values do not depend on which other rows share its batch (every
+    metric is per row, EP's reference is row 0, which every batch of the exact view leads
+    with), so they equal the full computation's. Any other :class:`FactArrays` field (e.g.
+    ``f.exact_pdms``, ``f.min_ttc_s``) is the full computation over all K, done once on first
+    use.
+    """
+
+    def __init__(self, ctx: EvalContext, exact: EgoStates, nav: EgoStates, risk: RiskScores,
+                 feasible: Bool) -> None:
+        self.ctx, self.exact, self.nav, self.nav_risk = ctx, exact, nav, risk
+        self.feasible = np.asarray(feasible, bool)
+        r = risk.risk
+        self.first_conflict = np.where(r["collision_step"] >= 0, r["collision_step"],
+                                       np.where(r["ttc_step"] >= 0, r["ttc_step"],
+                                                r["offroad_step"]))
+        self._k = int(exact.x.shape[0])
+        self._ex: dict[str, np.ndarray] = {}          # exact-view fields, filled where known
+        self._ex_known = np.zeros(self._k, bool)
+        self._nv: dict[str, np.ndarray] = {}          # NAVSIM-view fields, filled where known
+        self._nv_known = np.zeros(self._k, bool)
+        self._scores: Scores | None = None
+        self._rows: dict[int, tuple[FactArrays, int]] = {}   # row -> (facts of a batch, index)
+        self._full: FactArrays | None = None
+
+    def exact_on(self, rows: np.ndarray) -> Scores:
+        """The exact view's scores of ``rows`` (scoring those not yet scored, in one batch led
+        by row 0, the EP reference)."""
+        rows = np.asarray(rows, np.int64)
+        todo = np.unique(rows[~self._ex_known[rows]])
+        if todo.size or not self._ex:
+            batch = np.concatenate([[0], todo[todo != 0]])
+            got = score_states(self.ctx, self.exact.select(batch))
+            for name, v in vars(got).items():
+                if name not in self._ex:
+                    self._ex[name] = np.empty((self._k,) + v.shape[1:], v.dtype)
+                self._ex[name][batch] = v
+            self._ex_known[batch] = True
+        return Scores(**{name: v[rows] for name, v in self._ex.items()})
+
+    def nav_on(self, rows: np.ndarray) -> Scores:
+        """NAVSIM's view's scores of ``rows``: the risk metrics are known for all K, EP,
+        comfort and PDMS are computed for the rows not yet finished (one batch led by row 0)."""
+        rows = np.asarray(rows, np.int64)
+        todo = np.unique(rows[~self._nv_known[rows]])
+        if todo.size or not self._nv:
+            batch = np.concatenate([[0], todo[todo != 0]])
+            for name, v in self.nav_risk.finish(batch).items():
+                if name not in self._nv:
+                    self._nv[name] = np.empty((self._k,) + v.shape[1:], v.dtype)
+                self._nv[name][batch] = v
+            self._nv_known[batch] = True
+        return Scores(**{name: v[rows] for name, v in self._nv.items()})
+
+    @property
+    def scores(self) -> Scores:
+        """NAVSIM's view's scores of all K (finishing every row, once)."""
+        if self._scores is None:
+            self._scores = self.nav_on(np.arange(self._k))
+        return self._scores
+
+    def prepare(self, rows: list[int] | np.ndarray) -> None:
+        """Measure the facts of ``rows`` (those not yet measured) in one batch."""
+        todo = sorted({int(i) for i in rows} - set(self._rows))
+        if not todo:
+            return
+        idx = np.asarray(todo, np.int64)
+        f = measure(self.ctx, self.exact.select(idx), self.exact_on(idx), self.nav.select(idx),
+                    self.nav_on(idx), self.feasible[idx])
+        for j, i in enumerate(todo):
+            self._rows[i] = (f, j)
+
+    @property
+    def reported(self) -> dict[str, np.ndarray]:
+        """The rows computed so far: ``exact`` (exact view), ``nav`` (NAVSIM view's EP, comfort
+        and PDMS) and ``facts`` (measured facts), each sorted."""
+        return {"exact": np.flatnonzero(self._ex_known), "nav": np.flatnonzero(self._nv_known),
+                "facts": np.asarray(sorted(self._rows), np.int64)}
+
+    def _at(self, i: int) -> tuple[FactArrays, int]:
+        if self._full is not None:
+            return self._full, i
+        self.prepare([i])
+        return self._rows[i]
+
+    def row(self, ctx: EvalContext, i: int) -> m.Facts:
+        """The stored (rounded) ``Facts`` of candidate i."""
+        f, j = self._at(int(i))
+        return f.row(ctx, j)
+
+    def cost_row(self, i: int) -> m.Costs:
+        """The stored (rounded) per-step costs of candidate i."""
+        f, j = self._at(int(i))
+        return f.cost_row(j)
+
+    @property
+    def risky(self) -> Bool:
+        """(K,) collision, TTC violation or off the drivable area (NAVSIM's view)."""
+        return self.nav_risk.risky
+
+    def full(self) -> FactArrays:
+        """Every fact of every candidate (the eager :func:`measure`), computed once."""
+        if self._full is None:
+            self._full = measure(self.ctx, self.exact, score_states(self.ctx, self.exact),
+                                 self.nav, self.scores, self.feasible)
+        return self._full
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.full(), name)

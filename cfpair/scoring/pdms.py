@@ -82,6 +82,12 @@ class EgoStates:
     ax: F64 | None = None
     ay: F64 | None = None
 
+    def select(self, rows: np.ndarray) -> EgoStates:
+        """The states of ``rows`` (contiguous copies)."""
+        return EgoStates(self.x[rows], self.y[rows], self.yaw[rows], self.speed[rows],
+                         None if self.ax is None else self.ax[rows],
+                         None if self.ay is None else self.ay[rows])
+
     @classmethod
     def from_navsim(cls, s: F64) -> EgoStates:
         """From NAVSIM's (K, 41, 11) simulated states."""
@@ -121,6 +127,10 @@ class Scores:
     def take(self, i: int) -> dict[str, float | int | bool]:
         """Scalar values of candidate i (the (K,) fields)."""
         return {k: v[i].item() for k, v in vars(self).items() if v.ndim == 1}
+
+    def select(self, rows: np.ndarray) -> Scores:
+        """The scores of ``rows`` only (every field indexed along its candidate axis)."""
+        return Scores(**{k: v[rows] for k, v in vars(self).items()})
 
     @property
     def risky(self) -> Bool:
@@ -384,6 +394,87 @@ def score_states(ctx: EvalContext, e: EgoStates) -> Scores:
     dac = np.nan_to_num(out["dac"], nan=1.0)
     out["pdms"] = out["nc"] * dac * sum(w * out[n] for n, w in WEIGHTS.items()) / 12
     return Scores(**out)
+
+
+#: the metrics pairing reads for every candidate (risk and safety); the others (EP, comfort,
+#: hence PDMS) it reads only for candidates that could be a negative or a positive
+RISK_METRICS = ("nc", "dac", "ttc")
+
+
+def _bad_rows(e: EgoStates) -> Bool:
+    return ~np.isfinite(np.stack([e.x, e.y, e.yaw, e.speed])).all(axis=(0, 2))
+
+
+@dataclass(frozen=True)
+class RiskScores:
+    """:func:`score_states` in two steps: the risk metrics of all K now (``risk``, with the
+    zeros of non-finite rows applied, as :class:`Scores` has them), the rest (EP, comfort,
+    PDMS) per row with :meth:`finish`; a row's values equal those of :func:`score_states`."""
+
+    scene: Scene
+    raw: dict[str, np.ndarray]       # the risk metrics' own outputs (what EP reads)
+    risk: dict[str, np.ndarray]
+    bad: Bool
+
+    def finish(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Every :class:`Scores` field of ``rows`` (row 0 first: the EP reference)."""
+        g = self.scene
+        if rows.size == 0 or rows[0] != 0:
+            raise ValueError("rows must start with row 0 (the EP reference)")
+        e, ego = g.ego_states.select(rows), g.ego
+        sub = Scene(g.ctx, e, BoxSeq(ego.x[rows], ego.y[rows], ego.yaw[rows], ego.length,
+                                     ego.width), g.agents, g.observed, g.corners[rows],
+                    g.offroad[rows], g.track_stopped, g.is_static)
+        out = {k: v[rows] for k, v in self.raw.items()}
+        for name, fn in METRICS.items():
+            if name not in RISK_METRICS:
+                out.update(fn(sub, out))
+        bad = self.bad[rows]
+        out.update({k: v[rows] for k, v in self.risk.items()})
+        if bad.any():
+            for name in ("ep", "comfort", "progress_m"):
+                out[name] = np.where(bad, 0.0, out[name])
+        dac = np.nan_to_num(out["dac"], nan=1.0)
+        out["pdms"] = out["nc"] * dac * sum(w * out[n] for n, w in WEIGHTS.items()) / 12
+        return out
+
+
+    @property
+    def collides(self) -> Bool:
+        """(K,) any contact (NAVSIM's view when the states are NAVSIM's)."""
+        return self.risk["collides"]
+
+    @property
+    def ttc(self) -> F64:
+        """(K,) the TTC sub-score."""
+        return self.risk["ttc"]
+
+    @property
+    def risky(self) -> Bool:
+        """(K,) as :attr:`Scores.risky`."""
+        return risky(self.risk["collides"], self.risk["ttc"] == 1, self.risk["dac"] != 0)
+
+    @property
+    def safe(self) -> Bool:
+        """(K,) as :attr:`Scores.safe`."""
+        r = self.risk
+        return ~r["collides"] & (r["nc"] == 1) & (r["ttc"] == 1) & (r["dac"] != 0)
+
+
+def score_risk(ctx: EvalContext, e: EgoStates) -> RiskScores:
+    """The risk metrics (NC, DAC, TTC) of K ego futures (row 0 the expert), the rest on demand
+    (:meth:`RiskScores.finish`)."""
+    g = scene_of(ctx, e)
+    raw: dict[str, np.ndarray] = {}
+    for name in RISK_METRICS:
+        raw.update(METRICS[name](g, raw))
+    bad = _bad_rows(e)
+    risk = dict(raw)
+    if bad.any():   # as score_states
+        for name in ("nc", "ttc"):
+            risk[name] = np.where(bad, 0.0, risk[name])
+        risk["dac"] = np.where(bad & ~np.isnan(risk["dac"]), 0.0, risk["dac"])
+    return RiskScores(g, raw, risk, bad)
 
 
 def score_candidates(ctx: EvalContext, x: F64, y: F64, yaw: F64, v: F64) -> Scores:

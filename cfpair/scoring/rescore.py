@@ -75,7 +75,7 @@ def rescore(rec: m.PairRecord, ctx: EvalContext | None = None) -> FactArrays:
     trs = [getattr(rec, r) for r in ROLES]
     st = _stack(trs)
     return views.score_trajectories(ctx, st["x"], st["y"], st["yaw"], st["v"],
-                                    np.asarray([t.facts.feasible for t in trs], bool))
+                                    np.asarray([t.facts.feasible for t in trs], bool)).full()
 
 
 def recompute_facts(rec: m.PairRecord, ctx: EvalContext | None = None) -> dict[str, m.Facts]:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from cfpair.scoring.context import DT, EvalContext
-from cfpair.scoring.facts import FactArrays, measure
+from cfpair.scoring.facts import FactArrays, LazyFacts, measure
 from cfpair.scoring.navsim_tracker import simulate_poses
-from cfpair.scoring.pdms import EgoStates, score_states
+from cfpair.scoring.pdms import EgoStates, score_risk, score_states
 from cfpair.types import F64
 
 POSE_STEP = 5          # 0.5 s poses out of the 0.1 s grid
@@ -56,13 +56,15 @@ def navsim_view(ctx: EvalContext, poses: F64) -> EgoStates:
 
 
 def score_trajectories(ctx: EvalContext, x: F64, y: F64, yaw: F64, v: F64,
-                       feasible: np.ndarray | None = None) -> FactArrays:
+                       feasible: np.ndarray | None = None) -> LazyFacts:
     """Facts of K trajectories given as exact rear-axle states (K, T) in both views; row 0
-    must be the logged expert (the EP reference of both views)."""
+    must be the logged expert (the EP reference of both views). NAVSIM's view is scored for
+    all K now; the exact view and the remaining facts of a row when first asked for (the
+    values are those of the full computation, see :class:`LazyFacts`)."""
     exact = EgoStates(x, y, yaw, v)
     nav = navsim_view(ctx, poses_of(x, y, yaw))
     feasible = np.ones(x.shape[0], bool) if feasible is None else feasible
-    return measure(ctx, exact, score_states(ctx, exact), nav, score_states(ctx, nav), feasible)
+    return LazyFacts(ctx, exact, nav, score_risk(ctx, nav), feasible)
 
 
 def score_poses(ctx: EvalContext, poses: F64, expert_poses: F64) -> FactArrays:
