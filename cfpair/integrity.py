@@ -26,11 +26,10 @@ from typing import Any, Protocol
 import pyarrow as pa
 from pydantic import ValidationError
 
-from cfpair.counterfactual.record import pair_id
 from cfpair.labels import rules
 from cfpair.records.manifest import SHARD_NAME as _SHARD_NAME
 from cfpair.records.manifest import RunManifest, ShardEntry, problems
-from cfpair.records.schema import PairRecord
+from cfpair.records.schema import PairRecord, pair_id
 from cfpair.records.shards import SCHEMA, manifest_digest, row_digests
 
 SHARD_NAME = re.compile(_SHARD_NAME)

@@ -9,7 +9,7 @@ from pathlib import Path
 import cfpair
 
 ROOT = Path(cfpair.__file__).parent
-NO_COUNTERFACTUAL = ("validate", "render", "export", "train")
+NO_COUNTERFACTUAL = ("validate", "integrity", "render", "export", "train", "api", "show", "stats")
 
 
 def _unit(path: Path) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import shapely
 
@@ -21,11 +19,6 @@ MAP_RADIUS_M = 60.0     # at least this far; farther when a stored trajectory re
 MAP_MARGIN_M = 15.0
 SIMPLIFY_M = 0.02
 POSE_STEP = 5          # 0.5 s poses out of the 0.1 s grid
-
-
-def pair_id(source: str, scenario_id: str, anchor: int) -> str:
-    """Stable id of a (source, scenario, anchor)."""
-    return hashlib.sha256(f"{source}/{scenario_id}/{anchor}".encode()).hexdigest()[:20]
 
 
 def _r(a: F64) -> list[float]:
@@ -115,7 +108,7 @@ def build_record(scn: Scenario, ctx: EvalContext, c: Candidates, pair: Pair, spl
                         source_notes=[f"{k}: {v}" for k, v in
                                       scn.meta.get("record_notes", {}).items()])
     return m.PairRecord(
-        pair_id=pair_id(scn.source, scn.scenario_id, ctx.anchor), split=split, context=context,
+        pair_id=m.pair_id(scn.source, scn.scenario_id, ctx.anchor), split=split, context=context,
         expert=_trajectory(ctx, c, pair, 0),
         negative=_trajectory(ctx, c, pair, pair.negative),
         positive=_trajectory(ctx, c, pair, pair.positive),

@@ -8,6 +8,7 @@ This module imports nothing of cfpair's but the label schema beside it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Annotated
 
@@ -200,6 +201,11 @@ class Provenance(Strict):
     #: what the source had to guess or correct to read this scene ("key: value"), e.g. a
     #: swapped ego size, the rear-axle offset, where the velocities come from
     source_notes: list[str] = []
+
+
+def pair_id(source: str, scenario_id: str, anchor: int) -> str:
+    """Stable id of a (source, scenario, anchor): the first 20 hex digits of its sha256."""
+    return hashlib.sha256(f"{source}/{scenario_id}/{anchor}".encode()).hexdigest()[:20]
 
 
 class PairRecord(Strict):
