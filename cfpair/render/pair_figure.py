@@ -110,9 +110,16 @@ def draw_speed(ax: Axes, rec: PairRecord, fontsize: float = 9.0) -> None:
     ax.yaxis.set_major_locator(MaxNLocator(5))
 
 
+SHORT_ID = 10  # real logs use 32-character track tokens: the picture shows their start
+
+
 def agent_name(cls: str, agent_id: str) -> str:
-    """'pedestrian ped_3', or just 'pedestrian' where the id repeats the class."""
-    return cls if agent_id == cls else f"{cls} {agent_id}"
+    """'pedestrian ped_3', or just 'pedestrian' where the id repeats the class; an id longer
+    than ``SHORT_ID`` characters is cut to its first 8 and '…' (the record keeps it whole)."""
+    if agent_id == cls:
+        return cls
+    short = agent_id if len(agent_id) <= SHORT_ID else agent_id[:8] + "…"
+    return f"{cls} {short}"
 
 
 def _free_spot(ax: Axes, rec: PairRecord, anchor: tuple[float, float], size_pt: tuple[float,
