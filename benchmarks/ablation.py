@@ -16,6 +16,12 @@ refused. One observation = one (scene seed, training seed) run; every arm of a r
 same scenes and seed, so arms are compared by paired tests over the runs (paired t,
 exact sign-flip, Wilcoxon, 95 % paired-bootstrap interval of the mean difference).
 
+Cross-source evaluation (``--cross``, default ``navsim-format,navsim-samples,nuscenes``): every
+trained policy is also scored on pairs from other sources (``cross_sources.py``: NAVSIM-format
+logs of their own scene seed, the NAVSIM sample logs, the real nuScenes scenes when
+``../shared/realdata`` exists), none of which any policy trained on. Their tests over runs
+measure training variation on fixed scenes, not scene variation.
+
 Writes OUT/ablation.json (command, config, every run's metrics, summary, tests) and
 OUT/ablation.md; the generated pairs stay in OUT/data/scene-seed-N (re-used when re-run).
 Run at smoke scale: ``nice -n 19 .venv/bin/python benchmarks/ablation.py --n-scenes 200
@@ -38,8 +44,6 @@ import numpy as np
 TUNE_SEEDS = (100, 101, 102)
 REPORT_SEEDS = (5, 6, 7)
 COMPARE_METRICS = ("collision_rate", "pdms", "risk_acc", "lang_acc")
-#: the metrics whose tests the Markdown shows (the JSON has all of COMPARE_METRICS)
-MD_METRICS = ("collision_rate", "pdms")
 
 
 def _ints(text: str) -> list[int]:
@@ -75,6 +79,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--conditions", default="",
                     help="GRPO conditions besides the configured one, comma-separated: "
                          "G4, G2, G4-low, G2-low (low = 0.1 m sampling spread)")
+    ap.add_argument("--cross", default="navsim-format,navsim-samples,nuscenes",
+                    help="cross-source evaluation sets, comma-separated ('' = none)")
+    ap.add_argument("--navsim-seed", type=int, default=9,
+                    help="scene seed of the NAVSIM-format set (disjoint from the others)")
+    ap.add_argument("--navsim-scenes", type=int, default=300,
+                    help="synthetic scenes written as NAVSIM-format logs")
     ap.add_argument("--val-share", type=float, default=0.2, help="validation share (tune)")
     ap.add_argument("--workers", type=int, default=1, help="generation workers")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -91,6 +101,10 @@ def check_seeds(args: argparse.Namespace) -> list[int]:
     if args.mode == "report" and set(seeds) & set(args.tune_seeds):
         raise SystemExit(f"error: scene seeds {sorted(set(seeds) & set(args.tune_seeds))} are "
                          f"tuning seeds; a reported run needs scenes never used for tuning")
+    cross = [c for c in args.cross.split(",") if c.strip()]
+    if "navsim-format" in cross and args.navsim_seed in set(seeds) | set(args.tune_seeds):
+        raise SystemExit(f"error: --navsim-seed {args.navsim_seed} is also a tuning or reported "
+                         "scene seed; the cross-source set needs scenes of its own")
     if len(set(seeds)) != len(seeds) or len(set(args.train_seeds)) != len(args.train_seeds):
         raise SystemExit("error: repeated seeds")
     if len(seeds) * len(args.train_seeds) < 2:
@@ -126,28 +140,20 @@ def comparisons(rows: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for a, b in pairs if a in rows and b in rows]
 
 
-def tests_of(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Paired tests of every comparison and metric over the runs."""
+def tests_of(per_run: list[dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
+    """Paired tests of every comparison and metric over the runs (one {row: metrics} a run)."""
     from cfpair.train.stats import paired_test
 
-    rows = list(runs[0]["metrics"])
+    rows = list(per_run[0])
     out = []
     for a, b in comparisons(rows):
         for metric in COMPARE_METRICS:
-            xa = [r["metrics"][a][metric] for r in runs]
-            xb = [r["metrics"][b][metric] for r in runs]
+            xa = [m[a][metric] for m in per_run]
+            xb = [m[b][metric] for m in per_run]
             if not np.isfinite(xa + xb).all():
                 continue
             out.append({"a": a, "b": b, "metric": metric, **paired_test(xa, xb).as_dict()})
     return out
-
-
-def _f(x: float, nd: int = 3) -> str:
-    return "nan" if not np.isfinite(x) else f"{x:.{nd}f}"
-
-
-def _p(x: float) -> str:
-    return "n/a" if not np.isfinite(x) else ("< 0.001" if x < 0.001 else f"{x:.3f}")
 
 
 def plain(x: Any) -> Any:
@@ -171,34 +177,12 @@ def commit() -> str | None:
     return p.stdout.strip() or None
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The Markdown report of a result."""
-    from cfpair.train.run import TABLE_KEYS
+def summary_of(per_run: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
+    """Mean and std over runs of every metric of every row."""
+    from cfpair.train.evaluate import Metrics
+    from cfpair.train.run import summarise
 
-    c = result["config"]
-    lines = [f"## {c['title']}", "",
-             f"mode {c['mode']} ({result['evaluated_on']}); scene seeds {c['data_seeds']} "
-             f"(`--source-option seed=N`), training seeds {c['train_seeds']}, candidate seed "
-             f"{c['candidate_seed']}, {c['n_scenes']} scenes per scene seed, {c['candidates']} "
-             f"candidates, step scale {c['scale']}, scoring view `{c['scoring']}`; "
-             f"{len(result['runs'])} runs, {result['wall_s']:.0f} s wall.", "",
-             "Pairs per scene seed (train / evaluated): " + ", ".join(
-                 f"{d['scene_seed']}: {d['train_pairs']} / {d['eval_pairs']}"
-                 for d in result["data"]), "",
-             "Mean ± std over runs:", "",
-             "| arm | " + " | ".join(TABLE_KEYS) + " |", "|---|" + "---|" * len(TABLE_KEYS)]
-    for row, m in result["summary"].items():
-        lines.append(f"| {row} | " + " | ".join(f"{_f(m[k][0])} ± {_f(m[k][1])}"
-                                                 for k in TABLE_KEYS) + " |")
-    lines += ["", "Paired tests, b - a over the runs (t: paired t-test; flip: exact sign-flip "
-                  "permutation; W: Wilcoxon signed-rank; CI: 95 % paired bootstrap):", "",
-              "| a | b | metric | mean b - a | 95 % CI | p t | p flip | p W |",
-              "|---|---|---|---|---|---|---|---|"]
-    for t in (t for t in result["tests"] if t["metric"] in MD_METRICS):
-        lines.append(f"| {t['a']} | {t['b']} | {t['metric']} | {_f(t['mean_diff'])} | "
-                     f"[{_f(t['ci_low'])}, {_f(t['ci_high'])}] | {_p(t['p_t'])} | "
-                     f"{_p(t['p_sign_flip'])} | {_p(t['p_wilcoxon'])} |")
-    return "\n".join(lines) + "\n"
+    return summarise([{k: Metrics(**v) for k, v in m.items()} for m in per_run])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,16 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     seeds = check_seeds(args)
     import torch
+    from ablation_report import markdown
+    from cross_sources import prepare
 
     from cfpair.errors import CfpairError
-    from cfpair.train.run import (
-        ARMS,
-        TrainConfig,
-        ablation_arms,
-        load_split,
-        pick_device,
-        summarise,
-    )
+    from cfpair.records.shards import load_records
+    from cfpair.train.data import encode
+    from cfpair.train.evaluate import evaluate
+    from cfpair.train.run import ARMS, TrainConfig, arm_models, load_split, pick_device
+    from cfpair.train.scoring import Scorer
 
     torch.set_num_threads(args.threads)
     arms = ARMS if args.arms == "all" else tuple(a.strip() for a in args.arms.split(";")
@@ -225,8 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     dev = pick_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    runs, data = [], []
+    runs, data, cross_info = [], [], []
     try:
+        sets, notes = prepare(args.out / "cross", [c.strip() for c in args.cross.split(",")
+                                                   if c.strip()], args.navsim_seed,
+                              args.navsim_scenes, args.candidate_seed, args.candidates)
+        cross = {}
+        for cs in sets:
+            recs = load_records(cs.folder)
+            cross[cs.name] = (encode(recs), Scorer(recs))
+            cross_info.append({"name": cs.name, "what": cs.what, "pairs": len(recs)})
         for ds in seeds:
             folder = generate(args.out / "data" / f"scene-seed-{ds}", ds, args)
             split = load_split(folder, tuning=args.mode == "tune", val_share=args.val_share)
@@ -234,16 +225,23 @@ def main(argv: list[str] | None = None) -> int:
                          "eval_pairs": len(split.held)})
             for ts in args.train_seeds:
                 t1 = time.perf_counter()
-                res = ablation_arms(split, ts, dev, cfg, arms, conds, args.scoring)
-                runs.append({"scene_seed": ds, "train_seed": ts,
-                             "metrics": {k: v.as_dict() for k, v in res.items()}})
+                run: dict[str, Any] = {"scene_seed": ds, "train_seed": ts, "metrics": {},
+                                       "cross": {n: {} for n in cross}, "grpo_flat": {}}
+                for row, model, log in arm_models(split, ts, dev, cfg, arms, conds):
+                    run["metrics"][row] = evaluate(model, split.held_b, split.held_s, dev,
+                                                   split.majority, args.scoring).as_dict()
+                    for name, (b, sc) in cross.items():
+                        run["cross"][name][row] = evaluate(model, b, sc, dev, split.majority,
+                                                           args.scoring).as_dict()
+                    if log is not None:
+                        run["grpo_flat"][row] = float(np.mean(log.flat)) if log.flat else 0.0
+                runs.append(run)
                 print(f"scene seed {ds}, training seed {ts}: {time.perf_counter() - t1:.0f} s",
                       flush=True)
     except CfpairError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from cfpair.train.evaluate import Metrics
-    summary = summarise([{k: Metrics(**v) for k, v in r["metrics"].items()} for r in runs])
+    held = [r["metrics"] for r in runs]
     result = {
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None
                                                          else sys.argv[1:])]),
@@ -252,11 +250,18 @@ def main(argv: list[str] | None = None) -> int:
                    "candidate_seed": args.candidate_seed, "n_scenes": args.n_scenes,
                    "candidates": args.candidates, "scale": args.scale, "arms": list(arms),
                    "conditions": list(conds), "scoring": args.scoring,
+                   "navsim_seed": args.navsim_seed, "navsim_scenes": args.navsim_scenes,
                    "device": str(dev), "threads": args.threads},
         "evaluated_on": ("validation split carved from train" if args.mode == "tune" else
                          "held-out scenes (val + test)"),
         "commit": commit(), "platform": platform.platform(), "wall_s": time.perf_counter() - t0,
-        "data": data, "runs": runs, "summary": summary, "tests": tests_of(runs)}
+        "data": data, "runs": runs, "summary": summary_of(held), "tests": tests_of(held),
+        "grpo_flat": {row: float(np.mean([r["grpo_flat"][row] for r in runs]))
+                      for row in runs[0]["grpo_flat"]},
+        "cross": [{**info, "summary": summary_of([r["cross"][info["name"]] for r in runs]),
+                   "tests": tests_of([r["cross"][info["name"]] for r in runs])}
+                  for info in cross_info],
+        "cross_notes": notes}
     (args.out / "ablation.json").write_text(json.dumps(plain(result), indent=1,
                                                        allow_nan=False))
     md = markdown(result)

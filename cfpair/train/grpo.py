@@ -11,12 +11,15 @@ Choices and simplifications (all of them):
 - Group: ``group_size`` samples per scene from the policy at the start of the step (the "old"
   policy), plus, with anchors, the record's positive and negative waypoints. Group of
   ``group_size + 2``.
-- Reward: the waypoints are driven in the stored scene by cfpair's tracker and scored:
-  PDMS-style score minus ``collision_penalty`` for any collision (PDMS is already 0 for an
-  at-fault one; the penalty also covers the others and separates "collides" from "slow but
-  safe"). Not the export reward (0.5 PDMS + 0.5 safety score): its safety half pays for
-  slowing down, and with it GRPO traded progress for safety (PDMS fell, BENCHMARKS.md). The
-  anchors are scored the same way, not given fixed rewards.
+- Reward: the waypoints are driven in the stored scene in NAVSIM's view (NAVSIM's tracker,
+  NAVSIM v1.1's scorer) and scored: PDMS minus ``collision_penalty`` for any collision (PDMS
+  is already 0 for an at-fault one; the penalty also covers the others and separates
+  "collides" from "slow but safe"). Not the export reward (0.5 PDMS + 0.5 safety score): its
+  safety half pays for slowing down, and with it GRPO traded progress for safety (PDMS fell,
+  BENCHMARKS.md). The anchors are scored the same way, not given fixed rewards.
+  ``reward="sparse"`` replaces it by a success indicator, 1 when the trajectory neither
+  collides nor scores PDMS 0 (off the road, wrong way, no progress), else 0: most groups are
+  then all-1 or all-0 and carry no signal without the anchors (the sparse-reward condition).
 - Advantages: (r - mean(group)) / (std(group) + eps), over the whole group including the
   anchors, so the anchors set the baseline and the scale: the positive raises the bar, the
   negative guarantees a spread when every sample is alike.
@@ -79,13 +82,22 @@ class GRPOConfig:
     cost_budget: float = 0.02
     lr_lambda: float = 0.5
     init_spread_m: float | None = None
+    reward: str = "dense"
+
+
+#: reward shapes: "dense" = PDMS - penalty x collision, "sparse" = success indicator
+REWARDS = ("dense", "sparse")
 
 
 @dataclass
 class GRPOLog:
-    """Per-step means: reward of the samples, collision rate of the samples, lambda, loss."""
+    """Per-step means: reward of the samples, collision rate of the samples, lambda, loss, and
+    ``flat``: the share of groups whose on-policy samples all got the same reward (no signal
+    from the samples alone; with anchors the group still has a spread when the anchors differ
+    from the samples)."""
 
     reward: list[float] = field(default_factory=list)
+    flat: list[float] = field(default_factory=list)
     collision: list[float] = field(default_factory=list)
     lam: list[float] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
@@ -129,6 +141,8 @@ def train_grpo(model: TinyVLA, data: Batch, scorer: Scorer, cfg: GRPOConfig, see
                device: torch.device) -> tuple[torch.optim.Optimizer, GRPOLog]:
     """Anchor-based (or, with ``anchors=False``, plain) GRPO on ``data``; ``scorer`` holds
     the same records in the same order."""
+    if cfg.reward not in REWARDS:
+        raise ConfigError(f"unknown reward {cfg.reward!r}; expected one of {', '.join(REWARDS)}")
     if cfg.group_size < 1 or cfg.steps < 0:
         raise ConfigError(f"group_size must be >= 1 and steps >= 0, got {cfg.group_size}, "
                           f"{cfg.steps}")
@@ -164,7 +178,8 @@ def train_grpo(model: TinyVLA, data: Batch, scorer: Scorer, cfg: GRPOConfig, see
         rewards, costs = np.zeros(group.shape[:2]), np.zeros(group.shape[:2])
         wp = group.cpu().numpy()
         for j, i in enumerate(idx):
-            rewards[j], costs[j] = scorer.rewards(int(i), wp[j], cfg.collision_penalty)
+            rewards[j], costs[j] = scorer.rewards(int(i), wp[j], cfg.collision_penalty,
+                                                  cfg.reward == "sparse")
         shaped = rewards - lam * costs if cfg.lagrangian else rewards
         adv = torch.as_tensor(np.stack([group_advantages(r, cfg.eps) for r in shaped]),
                               dtype=torch.float32, device=device)
@@ -181,6 +196,7 @@ def train_grpo(model: TinyVLA, data: Batch, scorer: Scorer, cfg: GRPOConfig, see
         g = cfg.group_size
         log.reward.append(float(rewards[:, :g].mean()))
         log.collision.append(float(costs[:, :g].mean()))
+        log.flat.append(float(np.mean(np.ptp(rewards[:, :g], axis=1) < 1e-9)))
         log.loss.append(float(loss.detach()))
         if cfg.lagrangian:
             lam = max(0.0, lam + cfg.lr_lambda * (log.collision[-1] - cfg.cost_budget))

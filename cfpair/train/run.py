@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from cfpair.records.schema import PairRecord
 from cfpair.records.shards import load_records
 from cfpair.train.data import Batch, encode, validation_split
 from cfpair.train.evaluate import Majority, Metrics, evaluate
-from cfpair.train.grpo import GRPOConfig, train_grpo
+from cfpair.train.grpo import GRPOConfig, GRPOLog, train_grpo
 from cfpair.train.model import TinyVLA, pick_device, save_checkpoint, seed_all
 from cfpair.train.neg_sft import NegSFTConfig, train_neg_sft
 from cfpair.train.scoring import Scorer
@@ -60,13 +60,16 @@ TABLE_KEYS = ("collision_rate", "pdms", "l2_m", "risk_acc", "risk_majority", "la
               "lang_majority")
 #: GRPO conditions: overrides of GRPOConfig applied to every GRPO arm ('' = as configured);
 #: G<n> = n samples per scene, "-low" = sampling spread reset to 0.1 m (groups that lack
-#: variance, where the anchors should matter)
+#: variance, where the anchors should matter), "sparse" = the success-indicator reward
+#: (``GRPOConfig.reward``), where most groups are all-success or all-failure
 CONDITIONS: dict[str, tuple[tuple[str, object], ...]] = {
     "": (),
     "G4": (("group_size", 4),),
     "G2": (("group_size", 2),),
     "G4-low": (("group_size", 4), ("init_spread_m", 0.1)),
     "G2-low": (("group_size", 2), ("init_spread_m", 0.1)),
+    "sparse": (("reward", "sparse"),),
+    "G4-sparse": (("group_size", 4), ("reward", "sparse")),
 }
 
 
@@ -182,12 +185,13 @@ def run_stage(data: Split, stage: str, seed: int, device: torch.device, cfg: Tra
     return results
 
 
-def ablation_arms(data: Split, seed: int, device: torch.device, cfg: TrainConfig,
-                  arms: tuple[str, ...] = ARMS, conditions: tuple[str, ...] = ("",),
-                  scoring: str = "navsim") -> dict[str, Metrics]:
-    """The arms for one training seed, rows named by ``arm_label``. Each base is trained once
-    (from ``seed``) and every GRPO arm and condition starts from a copy of it, so the arms of
-    one seed differ only in what they add."""
+def arm_models(data: Split, seed: int, device: torch.device, cfg: TrainConfig,
+               arms: tuple[str, ...] = ARMS, conditions: tuple[str, ...] = ("",)
+               ) -> Iterator[tuple[str, TinyVLA, GRPOLog | None]]:
+    """(row, trained model, GRPO log or None) of every arm for one training seed, rows named
+    by ``arm_label``. Each base is trained once (from ``seed``) and every GRPO arm and
+    condition starts from a copy of it, so the arms of one seed differ only in what they add.
+    A yielded model is only valid until the next one is asked for (bases are shared)."""
     bad = [a for a in arms if a not in ARM_SPECS] + [c for c in conditions
                                                       if c not in CONDITIONS]
     if bad:
@@ -206,22 +210,25 @@ def ablation_arms(data: Split, seed: int, device: torch.device, cfg: TrainConfig
             bases[name] = model
         return bases[name]
 
-    def score(model: TinyVLA) -> Metrics:
-        return evaluate(model, data.held_b, data.held_s, device, data.majority, scoring)
-
-    out: dict[str, Metrics] = {}
     for arm in arms:
         spec = ARM_SPECS[arm]
         if spec.grpo is None:
-            out[arm] = score(base(spec.base))
+            yield arm, base(spec.base), None
             continue
         for cond in conditions:
             model = copy.deepcopy(base(spec.base))
             seed_all(seed)
             gcfg = replace(cfg.grpo, **dict(spec.grpo), **dict(CONDITIONS[cond]))
-            train_grpo(model, data.train_b, data.train_s, gcfg, seed, device)
-            out[arm_label(arm, cond)] = score(model)
-    return out
+            _, log = train_grpo(model, data.train_b, data.train_s, gcfg, seed, device)
+            yield arm_label(arm, cond), model, log
+
+
+def ablation_arms(data: Split, seed: int, device: torch.device, cfg: TrainConfig,
+                  arms: tuple[str, ...] = ARMS, conditions: tuple[str, ...] = ("",),
+                  scoring: str = "navsim") -> dict[str, Metrics]:
+    """Held-out metrics of every arm for one training seed (``arm_models``)."""
+    return {row: evaluate(model, data.held_b, data.held_s, device, data.majority, scoring)
+            for row, model, _ in arm_models(data, seed, device, cfg, arms, conditions)}
 
 
 def summarise(per_seed: list[dict[str, Metrics]]) -> dict[str, dict[str, tuple[float, float]]]:
@@ -249,5 +256,5 @@ def ablation(data: Split, seeds: list[int], device: torch.device, cfg: TrainConf
 
 
 __all__ = ["ARMS", "ARM_SPECS", "CONDITIONS", "STAGES", "TABLE_KEYS", "TrainConfig",
-           "ablation", "ablation_arms", "arm_label", "load_split", "pick_device", "run_stage",
-           "split_records", "summarise"]
+           "ablation", "ablation_arms", "arm_label", "arm_models", "load_split", "pick_device",
+           "run_stage", "split_records", "summarise"]

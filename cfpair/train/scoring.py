@@ -25,10 +25,14 @@ class Scorer:
             self._ctx[i] = context_from_record(self.recs[i])
         return score_poses(self.recs[i], poses_of(waypoints), self._ctx[i])
 
-    def rewards(self, i: int, waypoints: np.ndarray, collision_penalty: float = 0.5
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """GRPO's reward (PDMS-style score - ``collision_penalty`` for any collision) and cost
-        (1 for a collision) of each set."""
+    def rewards(self, i: int, waypoints: np.ndarray, collision_penalty: float = 0.5,
+                sparse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """GRPO's reward and cost (1 for a collision) of each set. Reward: PDMS -
+        ``collision_penalty`` for any collision, or, ``sparse``, 1 for a success (no collision
+        and PDMS > 0) and 0 otherwise."""
         fs = self.facts(i, waypoints)
         cost = np.array([float(f.collides) for f in fs])
-        return np.array([f.pdms for f in fs]) - collision_penalty * cost, cost
+        pdms = np.array([f.pdms for f in fs])
+        if sparse:
+            return ((cost == 0) & (pdms > 0)).astype(np.float64), cost
+        return pdms - collision_penalty * cost, cost

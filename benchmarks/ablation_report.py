@@ -1,0 +1,184 @@
+"""The Markdown report of a trainer ablation result (``ablation.py`` writes the JSON): the
+table, the target check, the anchors' answer per condition, the paired tests and the
+cross-source tables, each in plain words beside the numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: the metrics whose tests the Markdown shows (the JSON has all of them)
+MD_METRICS = ("collision_rate", "pdms")
+HEADLINE = ("SFT", "neg-SFT + anchor GRPO")
+ALPHA = 0.05
+#: the target: at least this relative collision reduction against SFT
+TARGET_REDUCTION = 0.30
+CROSS_KEYS = ("collision_rate", "pdms", "l2_m", "risk_acc", "risk_majority", "lang_acc",
+              "lang_majority")
+
+
+def _f(x: float | None, nd: int = 3) -> str:
+    return "nan" if x is None or not np.isfinite(x) else f"{x:.{nd}f}"
+
+
+def _p(x: float | None) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else ("< 0.001" if x < 0.001 else f"{x:.3f}")
+
+
+def find(tests: list[dict[str, Any]], a: str, b: str, metric: str) -> dict[str, Any] | None:
+    """The test of b - a on ``metric`` (None when it was not run)."""
+    return next((t for t in tests if (t["a"], t["b"], t["metric"]) == (a, b, metric)), None)
+
+
+def p_max(t: dict[str, Any]) -> float:
+    """The most conservative of the test's p values (t, sign-flip, Wilcoxon when defined)."""
+    ps = [t["p_t"], t["p_sign_flip"], t["p_wilcoxon"]]
+    ps = [p for p in ps if p is not None and np.isfinite(p)]
+    return max(ps) if ps else float("nan")
+
+
+def target_check(summary: dict[str, Any], tests: list[dict[str, Any]]) -> list[str]:
+    """Plain-words verdict on the target: the headline arm lowers collisions >= 30 % relative
+    to SFT without lowering PDMS, significant at p < 0.05 (every test)."""
+    a, b = HEADLINE
+    if a not in summary or b not in summary:
+        return ["Target check: not run (needs the SFT and neg-SFT + anchor GRPO arms)."]
+    ca, cb = summary[a]["collision_rate"][0], summary[b]["collision_rate"][0]
+    pa, pb = summary[a]["pdms"][0], summary[b]["pdms"][0]
+    tc, tp = find(tests, a, b, "collision_rate"), find(tests, a, b, "pdms")
+    rel = (ca - cb) / ca if ca > 0 else float("nan")
+    sig = tc is not None and p_max(tc) < ALPHA
+    pdms_ok = pb >= pa or (tp is not None and p_max(tp) >= ALPHA)
+    met = rel >= TARGET_REDUCTION and sig and pdms_ok
+    out = [f"Target check ({b} against {a}): collision rate {_f(ca)} -> {_f(cb)} "
+           f"({-100 * rel:+.0f} % relative; target <= -30 %), "
+           f"p {_p(tc['p_t'] if tc else None)} (t) / {_p(tc['p_sign_flip'] if tc else None)} "
+           f"(sign-flip) / {_p(tc['p_wilcoxon'] if tc else None)} (Wilcoxon); "
+           f"PDMS {_f(pa)} -> {_f(pb)} "
+           f"(p {_p(tp['p_t'] if tp else None)} t). "
+           f"**{'Met' if met else 'Not met'}**" +
+           ("." if met else ": " + "; ".join(
+               m for m, bad in (("the reduction is under 30 %", rel < TARGET_REDUCTION),
+                                ("not significant at p < 0.05 in every test", not sig),
+                                ("PDMS is significantly lower", not pdms_ok)) if bad) + ".")]
+    return out
+
+
+def anchors_answer(result: dict[str, Any]) -> list[str]:
+    """Anchor GRPO against GRPO without anchors under every condition, with the share of
+    groups whose samples all scored alike (no signal without anchors)."""
+    rows = list(result["summary"])
+    flat = result.get("grpo_flat", {})
+    lines = ["| condition | collision: anchors - none | p (t / flip) | PDMS: anchors - none | "
+             "p (t / flip) | flat groups, anchors | flat groups, none |",
+             "|---|---|---|---|---|---|---|"]
+    any_row = False
+    for r in rows:
+        if not r.startswith("neg-SFT + GRPO, no anchors"):
+            continue
+        twin = r.replace("neg-SFT + GRPO, no anchors", "neg-SFT + anchor GRPO")
+        tc = find(result["tests"], r, twin, "collision_rate")
+        tp = find(result["tests"], r, twin, "pdms")
+        if tc is None or tp is None:
+            continue
+        any_row = True
+        cond = r[len("neg-SFT + GRPO, no anchors"):].strip(" []") or "as configured (G8)"
+        lines.append(f"| {cond} | {_f(tc['mean_diff'])} | {_p(tc['p_t'])} / "
+                     f"{_p(tc['p_sign_flip'])} | {_f(tp['mean_diff'])} | {_p(tp['p_t'])} / "
+                     f"{_p(tp['p_sign_flip'])} | {_f(flat.get(twin), 2)} | "
+                     f"{_f(flat.get(r), 2)} |")
+    if not any_row:
+        return []
+    return ["Anchors against no anchors (neg-SFT + GRPO, same base, seed and steps; negative "
+            "collision and positive PDMS differences favour the anchors; 'flat groups' = "
+            "share of GRPO groups whose on-policy samples all got the same reward):", "",
+            *lines, ""]
+
+
+def _table(summary: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    lines = ["| arm | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for row, m in summary.items():
+        lines.append(f"| {row} | " + " | ".join(f"{_f(m[k][0])} ± {_f(m[k][1])}"
+                                                 for k in keys) + " |")
+    return lines
+
+
+def _tests(tests: list[dict[str, Any]], keep: Any = lambda t: True) -> list[str]:
+    lines = ["| a | b | metric | mean b - a | 95 % CI | p t | p flip | p W |",
+             "|---|---|---|---|---|---|---|---|"]
+    for t in (t for t in tests if t["metric"] in MD_METRICS and keep(t)):
+        lines.append(f"| {t['a']} | {t['b']} | {t['metric']} | {_f(t['mean_diff'])} | "
+                     f"[{_f(t['ci_low'])}, {_f(t['ci_high'])}] | {_p(t['p_t'])} | "
+                     f"{_p(t['p_sign_flip'])} | {_p(t['p_wilcoxon'])} |")
+    return lines
+
+
+def cross_section(result: dict[str, Any]) -> list[str]:
+    """One table per cross-source set and the headline comparison there."""
+    out: list[str] = []
+    for note in result.get("cross_notes", []):
+        out += [f"Cross-source: {note}.", ""]
+    for cs in result.get("cross", []):
+        a, b = HEADLINE
+        out += [f"### Cross-source: {cs['name']} ({cs['pairs']} pairs; {cs['what']})", "",
+                "Every policy as trained above, evaluated on all of these pairs; the tests "
+                "over runs measure training variation on these fixed scenes.", "",
+                *_table(cs["summary"], CROSS_KEYS), ""]
+        s = cs["summary"]
+        if a in s and b in s and cs["pairs"]:
+            ca, cb = s[a]["collision_rate"][0], s[b]["collision_rate"][0]
+            rel = (ca - cb) / ca if ca > 0 else float("nan")
+            tc = find(cs["tests"], a, b, "collision_rate")
+            out += [f"{b} against {a} here: collision {_f(ca)} -> {_f(cb)} "
+                    f"({'n/a' if not np.isfinite(rel) else f'{-100 * rel:+.0f} %'} relative, "
+                    f"p {_p(tc['p_t'] if tc else None)} t / "
+                    f"{_p(tc['p_sign_flip'] if tc else None)} flip), PDMS "
+                    f"{_f(s[a]['pdms'][0])} -> {_f(s[b]['pdms'][0])}.", ""]
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The Markdown report of a result."""
+    from cfpair.train.run import TABLE_KEYS
+
+    c = result["config"]
+    lines = [f"## {c['title']}", "",
+             f"mode {c['mode']} ({result['evaluated_on']}); scene seeds {c['data_seeds']} "
+             f"(`--source-option seed=N`), training seeds {c['train_seeds']}, candidate seed "
+             f"{c['candidate_seed']}, {c['n_scenes']} scenes per scene seed, {c['candidates']} "
+             f"candidates, step scale {c['scale']}, scoring view `{c['scoring']}`; "
+             f"{len(result['runs'])} runs, {result['wall_s']:.0f} s wall, commit "
+             f"{(result.get('commit') or 'unknown')[:7]}.", "",
+             "Pairs per scene seed (train / evaluated): " + ", ".join(
+                 f"{d['scene_seed']}: {d['train_pairs']} / {d['eval_pairs']}"
+                 for d in result["data"]), "",
+             "Mean ± std over runs:", "", *_table(result["summary"], TABLE_KEYS), "",
+             *target_check(result["summary"], result["tests"]), "",
+             *anchors_answer(result),
+             "Paired tests, b - a over the runs (t: paired t-test; flip: exact sign-flip "
+             "permutation; W: Wilcoxon signed-rank; CI: 95 % paired bootstrap):", "",
+             *_tests(result["tests"]), "", *cross_section(result)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Re-write OUT/ablation.md from OUT/ablation.json (``python ablation_report.py OUT``)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: ablation_report.py OUT (the folder holding ablation.json)",
+              file=sys.stderr)
+        return 2
+    out = Path(args[0])
+    md = markdown(json.loads((out / "ablation.json").read_text()))
+    (out / "ablation.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
