@@ -91,6 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     ap.add_argument("--scoring", default="navsim", help="scoring view of the evaluation")
     ap.add_argument("--title", default="Trainer ablation", help="heading of the Markdown")
+    ap.add_argument("--references-only", action="store_true",
+                    help="only (re)compute the non-learned references (logged expert, constant "
+                         "velocity) of an existing OUT/ablation.json and re-write the report")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     return ap.parse_args(argv)
 
@@ -185,12 +188,46 @@ def summary_of(per_run: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
     return summarise([{k: Metrics(**v) for k, v in m.items()} for m in per_run])
 
 
+def add_references(result: dict[str, Any], out: Path) -> None:
+    """The non-learned references (``cfpair.train.evaluate.references``) of every scene seed's
+    evaluated pairs and of every cross-source set, into ``result`` (they depend on the data
+    only, not on a training seed)."""
+    from cfpair.records.shards import load_records
+    from cfpair.train.data import encode
+    from cfpair.train.evaluate import references
+    from cfpair.train.run import load_split
+    from cfpair.train.scoring import Scorer
+
+    c = result["config"]
+    for d in result["data"]:
+        split = load_split(out / "data" / f"scene-seed-{d['scene_seed']}",
+                           tuning=c["mode"] == "tune", val_share=c.get("val_share", 0.2))
+        d["references"] = references(split.held_b, split.held_s, c["scoring"])
+    for cs in result.get("cross", []):
+        recs = load_records(out / "cross" / cs["name"])
+        cs["references"] = references(encode(recs), Scorer(recs), c["scoring"])
+
+
+def write_report(result: dict[str, Any], out: Path) -> str:
+    """OUT/ablation.json and OUT/ablation.md of ``result``; returns the Markdown."""
+    from ablation_report import markdown
+
+    (out / "ablation.json").write_text(json.dumps(plain(result), indent=1, allow_nan=False))
+    md = markdown(result)
+    (out / "ablation.md").write_text(md)
+    return md
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ablation and write the JSON and Markdown reports."""
     args = parse_args(argv)
+    if args.references_only:
+        result = json.loads((args.out / "ablation.json").read_text())
+        add_references(result, args.out)
+        print(write_report(result, args.out))
+        return 0
     seeds = check_seeds(args)
     import torch
-    from ablation_report import markdown
     from cross_sources import prepare
 
     from cfpair.errors import CfpairError
@@ -250,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
                    "candidate_seed": args.candidate_seed, "n_scenes": args.n_scenes,
                    "candidates": args.candidates, "scale": args.scale, "arms": list(arms),
                    "conditions": list(conds), "scoring": args.scoring,
-                   "navsim_seed": args.navsim_seed, "navsim_scenes": args.navsim_scenes,
+                   "val_share": args.val_share, "navsim_seed": args.navsim_seed,
+                   "navsim_scenes": args.navsim_scenes,
                    "device": str(dev), "threads": args.threads},
         "evaluated_on": ("validation split carved from train" if args.mode == "tune" else
                          "held-out scenes (val + test)"),
@@ -262,11 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                    "tests": tests_of([r["cross"][info["name"]] for r in runs])}
                   for info in cross_info],
         "cross_notes": notes}
-    (args.out / "ablation.json").write_text(json.dumps(plain(result), indent=1,
-                                                       allow_nan=False))
-    md = markdown(result)
-    (args.out / "ablation.md").write_text(md)
-    print(md)
+    add_references(result, args.out)
+    print(write_report(result, args.out))
     return 0
 
 

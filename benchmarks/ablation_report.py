@@ -138,6 +138,28 @@ def cross_section(result: dict[str, Any]) -> list[str]:
     return out
 
 
+def references_section(result: dict[str, Any]) -> list[str]:
+    """The non-learned references: the logged expert and the constant-velocity baseline on the
+    evaluated pairs (mean ± std over scene seeds) and on every cross-source set."""
+    refs = [d["references"] for d in result["data"] if "references" in d]
+    if not refs:
+        return []
+    keys = ("collision_rate", "pdms", "l2_m")
+    lines = ["Non-learned references on the same pairs (no training). The logged expert is "
+             "what SFT imitates; the synthetic clips are risky by construction, so it collides "
+             "often there and plain imitation inherits that:", "",
+             "| reference | set | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    for name in refs[0]:
+        vals = {k: [r[name][k] for r in refs] for k in keys}
+        lines.append(f"| {name} | evaluated pairs | " + " | ".join(
+            f"{_f(float(np.mean(v)))} ± {_f(float(np.std(v)))}" for v in vals.values()) + " |")
+        for cs in result.get("cross", []):
+            if "references" in cs:
+                lines.append(f"| {name} | {cs['name']} | " + " | ".join(
+                    _f(cs["references"][name][k]) for k in keys) + " |")
+    return [*lines, ""]
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The Markdown report of a result."""
     from cfpair.train.run import TABLE_KEYS
@@ -154,6 +176,7 @@ def markdown(result: dict[str, Any]) -> str:
                  f"{d['scene_seed']}: {d['train_pairs']} / {d['eval_pairs']}"
                  for d in result["data"]), "",
              "Mean ± std over runs:", "", *_table(result["summary"], TABLE_KEYS), "",
+             *references_section(result),
              *target_check(result["summary"], result["tests"]), "",
              *anchors_answer(result),
              "Paired tests, b - a over the runs (t: paired t-test; flip: exact sign-flip "

@@ -102,7 +102,8 @@ def test_ablation_harness_end_to_end(tmp_path: Path) -> None:
     arms = "SFT;neg-SFT;neg-SFT + anchor GRPO;neg-SFT + GRPO, no anchors"
     p = _harness("--mode", "tune", "--data-seeds", "100", "--train-seeds", "0,1",
                  "--n-scenes", "24", "--candidates", "16", "--scale", "0.005", "--arms", arms,
-                 "--conditions", "G2-low", "--val-share", "0.3", "--out", str(tmp_path))
+                 "--conditions", "G2-low", "--val-share", "0.3", "--cross", "navsim-samples",
+                 "--out", str(tmp_path))
     assert p.returncode == 0, p.stderr
     res = json.loads((tmp_path / "ablation.json").read_text())
     assert res["config"]["data_seeds"] == [100] and res["evaluated_on"].startswith("validation")
@@ -123,9 +124,30 @@ def test_ablation_harness_end_to_end(tmp_path: Path) -> None:
     md = (tmp_path / "ablation.md").read_text()
     assert "| SFT | neg-SFT + anchor GRPO | collision_rate |" in md and "lang_majority" in md
     assert (tmp_path / "data" / "scene-seed-100" / "manifest.json").is_file()
+    # every policy is also scored on the cross-source set, and the references are there
+    (cs,) = res["cross"]
+    assert cs["name"] == "navsim-samples" and cs["pairs"] > 0
+    assert set(cs["summary"]) == rows
+    for r in res["runs"]:
+        assert set(r["cross"]["navsim-samples"]) == rows
+        assert r["cross"]["navsim-samples"]["SFT"]["n"] == cs["pairs"]
+        assert set(r["grpo_flat"]) == rows - {"SFT", "neg-SFT"}
+    assert set(d["references"]) == {"logged expert", "constant velocity"}
+    assert cs["references"]["logged expert"]["l2_m"] == 0.0
+    assert "### Cross-source: navsim-samples" in md and "Target check" in md
+    assert "| logged expert | evaluated pairs |" in md
+    # the report is re-made from the JSON alone, and the references recomputed identically
+    before = md
+    r2 = _harness("--references-only", "--out", str(tmp_path))
+    assert r2.returncode == 0, r2.stderr
+    assert (tmp_path / "ablation.md").read_text() == before
     # a reported run on a tuning seed is refused before anything is generated
     q = _harness("--mode", "report", "--data-seeds", "5,100", "--out", str(tmp_path / "r"))
     assert q.returncode != 0 and "tuning seeds" in q.stderr
+    assert not (tmp_path / "r").exists()
+    q = _harness("--mode", "report", "--data-seeds", "5", "--navsim-seed", "5",
+                 "--out", str(tmp_path / "r"))
+    assert q.returncode != 0 and "scenes of its own" in q.stderr
     assert not (tmp_path / "r").exists()
 
 

@@ -119,25 +119,56 @@ def _mean(x: np.ndarray) -> float:
     return float(np.mean(x)) if len(x) else float("nan")
 
 
+def drive(waypoints: np.ndarray, data: Batch, scorer: Scorer, scoring: str = "navsim"
+          ) -> tuple[float, float, float]:
+    """Collision rate, mean PDMS and mean L2 to the expert (m) of waypoints (N, 8, 2) driven
+    in the N scenes of ``data`` by the view ``scoring``."""
+    if scoring not in SCORING:
+        raise ConfigError(f"unknown scoring view {scoring!r}; expected one of "
+                          f"{', '.join(SCORING)}")
+    score = SCORING[scoring](scorer)
+    driven = [score(i, waypoints[i]) for i in range(len(data))]
+    return (_mean(np.array([d.collides for d in driven])),
+            _mean(np.array([d.pdms for d in driven])),
+            float(np.linalg.norm(waypoints - data.expert, axis=-1).mean()) if len(data)
+            else float("nan"))
+
+
+def constant_velocity(data: Batch) -> np.ndarray:
+    """The constant-velocity baseline's waypoints (N, 8, 2): straight ahead at the anchor
+    speed, at 0.5 s .. 4 s."""
+    t = 0.5 * np.arange(1, 9)
+    wp = np.zeros((len(data), 8, 2))
+    wp[..., 0] = data.ego[:, :1] * t
+    return wp
+
+
+def references(data: Batch, scorer: Scorer, scoring: str = "navsim"
+               ) -> dict[str, dict[str, float]]:
+    """Driving metrics of two non-learned references on ``data``: the logged expert
+    (L2 0 by definition; how risky the logged futures are) and the constant-velocity
+    baseline."""
+    out = {}
+    for name, wp in (("logged expert", data.expert.astype(np.float64)),
+                     ("constant velocity", constant_velocity(data))):
+        c, p, l2 = drive(wp, data, scorer, scoring)
+        out[name] = {"collision_rate": c, "pdms": p, "l2_m": l2}
+    return out
+
+
 def evaluate(model: TinyVLA, data: Batch, scorer: Scorer, device: torch.device,
              majority: Majority | None = None, scoring: str = "navsim") -> Metrics:
     """Metrics of the policy on ``data`` (``scorer`` holds the same records in order), driven
     and scored by the view ``scoring``; ``majority`` is the training set's baseline (default:
     the evaluated set's own majority, an optimistic baseline)."""
-    if scoring not in SCORING:
-        raise ConfigError(f"unknown scoring view {scoring!r}; expected one of "
-                          f"{', '.join(SCORING)}")
     p = predict(model, data, device)
-    score = SCORING[scoring](scorer)
-    driven = [score(i, p["waypoints"][i]) for i in range(len(data))]
+    collision, pdms, l2 = drive(p["waypoints"], data, scorer, scoring)
     maj = majority or Majority.of(data)
     lab = data.labeled
     target = statements_of(data)[lab]
     truth = data.risk > 0.5
     return Metrics(
-        collision_rate=_mean(np.array([d.collides for d in driven])),
-        pdms=_mean(np.array([d.pdms for d in driven])),
-        l2_m=float(np.linalg.norm(p["waypoints"] - data.expert, axis=-1).mean()),
+        collision_rate=collision, pdms=pdms, l2_m=l2,
         risk_acc=_mean((p["risk"] > 0.5) == truth),
         risk_majority=_mean(truth == (maj.risk > 0.5)),
         lang_acc=exact_match(p["statement"][lab], target),
