@@ -170,6 +170,17 @@ def plain(x: Any) -> Any:
     return x
 
 
+def tree_dirty() -> bool | None:
+    """Whether the checkout has uncommitted changes to tracked files (None outside git)."""
+    try:
+        p = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=10,
+                           cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(p.stdout.strip()) if p.returncode == 0 else None
+
+
 def commit() -> str | None:
     """The git commit of the code that ran (None outside a git checkout)."""
     try:
@@ -237,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     from cfpair.train.run import ARMS, TrainConfig, arm_models, load_split, pick_device
     from cfpair.train.scoring import Scorer
 
+    code = commit()   # the code that runs: HEAD now, not when the run ends
+    dirty = tree_dirty()
     torch.set_num_threads(args.threads)
     arms = ARMS if args.arms == "all" else tuple(a.strip() for a in args.arms.split(";")
                                                  if a.strip())
@@ -292,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                    "device": str(dev), "threads": args.threads},
         "evaluated_on": ("validation split carved from train" if args.mode == "tune" else
                          "held-out scenes (val + test)"),
-        "commit": commit(), "platform": platform.platform(), "wall_s": time.perf_counter() - t0,
+        "commit": code, "tree_dirty": dirty, "platform": platform.platform(),
+        "wall_s": time.perf_counter() - t0,
         "data": data, "runs": runs, "summary": summary_of(held), "tests": tests_of(held),
         "grpo_flat": {row: float(np.mean([r["grpo_flat"][row] for r in runs]))
                       for row in runs[0]["grpo_flat"]},

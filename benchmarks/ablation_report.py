@@ -145,9 +145,10 @@ def references_section(result: dict[str, Any]) -> list[str]:
     if not refs:
         return []
     keys = ("collision_rate", "pdms", "l2_m")
-    lines = ["Non-learned references on the same pairs (no training). The logged expert is "
-             "what SFT imitates; the synthetic clips are risky by construction, so it collides "
-             "often there and plain imitation inherits that:", "",
+    lines = ["Non-learned references on the same pairs (no training): the positives are what "
+             "every arm imitates (the ceiling of imitation); the logged expert is what L2 is "
+             "measured to (the synthetic clips are risky by construction, so it collides often "
+             "there); constant velocity is straight ahead at the anchor speed:", "",
              "| reference | set | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for name in refs[0]:
         vals = {k: [r[name][k] for r in refs] for k in keys}
@@ -171,7 +172,8 @@ def markdown(result: dict[str, Any]) -> str:
              f"{c['candidate_seed']}, {c['n_scenes']} scenes per scene seed, {c['candidates']} "
              f"candidates, step scale {c['scale']}, scoring view `{c['scoring']}`; "
              f"{len(result['runs'])} runs, {result['wall_s']:.0f} s wall, commit "
-             f"{(result.get('commit') or 'unknown')[:7]}.", "",
+             f"{(result.get('commit') or 'unknown')[:7]}"
+             f"{' + uncommitted changes' if result.get('tree_dirty') else ''}.", "",
              "Pairs per scene seed (train / evaluated): " + ", ".join(
                  f"{d['scene_seed']}: {d['train_pairs']} / {d['eval_pairs']}"
                  for d in result["data"]), "",

@@ -96,6 +96,7 @@ def test_references_by_hand(split) -> None:
     for i in range(len(b)):
         assert cv[i, :, 0] == pytest.approx(b.ego[i, 0] * t) and not cv[i, :, 1].any()
     refs = references(b, s)
+    assert list(refs) == ["positive (SFT target)", "logged expert", "constant velocity"]
     assert refs["logged expert"]["l2_m"] == 0.0
     facts = [s.facts(i, b.expert[i][None].astype(np.float64))[0] for i in range(len(b))]
     assert refs["logged expert"]["collision_rate"] == pytest.approx(

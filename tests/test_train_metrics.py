@@ -132,7 +132,8 @@ def test_ablation_harness_end_to_end(tmp_path: Path) -> None:
         assert set(r["cross"]["navsim-samples"]) == rows
         assert r["cross"]["navsim-samples"]["SFT"]["n"] == cs["pairs"]
         assert set(r["grpo_flat"]) == rows - {"SFT", "neg-SFT"}
-    assert set(d["references"]) == {"logged expert", "constant velocity"}
+    assert set(d["references"]) == {"positive (SFT target)", "logged expert",
+                                    "constant velocity"}
     assert cs["references"]["logged expert"]["l2_m"] == 0.0
     assert "### Cross-source: navsim-samples" in md and "Target check" in md
     assert "| logged expert | evaluated pairs |" in md

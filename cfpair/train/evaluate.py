@@ -145,11 +145,12 @@ def constant_velocity(data: Batch) -> np.ndarray:
 
 def references(data: Batch, scorer: Scorer, scoring: str = "navsim"
                ) -> dict[str, dict[str, float]]:
-    """Driving metrics of two non-learned references on ``data``: the logged expert
-    (L2 0 by definition; how risky the logged futures are) and the constant-velocity
-    baseline."""
+    """Driving metrics of three non-learned references on ``data``: the positives (what SFT
+    imitates: the ceiling of imitation), the logged expert (L2 0 by definition; how risky the
+    logged futures are) and the constant-velocity baseline."""
     out = {}
-    for name, wp in (("logged expert", data.expert.astype(np.float64)),
+    for name, wp in (("positive (SFT target)", data.positive.astype(np.float64)),
+                     ("logged expert", data.expert.astype(np.float64)),
                      ("constant velocity", constant_velocity(data))):
         c, p, l2 = drive(wp, data, scorer, scoring)
         out[name] = {"collision_rate": c, "pdms": p, "l2_m": l2}

@@ -70,6 +70,7 @@ CONDITIONS: dict[str, tuple[tuple[str, object], ...]] = {
     "G2-low": (("group_size", 2), ("init_spread_m", 0.1)),
     "sparse": (("reward", "sparse"),),
     "G4-sparse": (("group_size", 4), ("reward", "sparse")),
+    "G2-sparse": (("group_size", 2), ("reward", "sparse")),
 }
 
 
