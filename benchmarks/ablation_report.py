@@ -11,6 +11,7 @@ import numpy as np
 #: the metrics whose tests the Markdown shows (the JSON has all of them)
 MD_METRICS = ("collision_rate", "pdms")
 HEADLINE = ("SFT", "neg-SFT + anchor GRPO")
+NO_ANCHORS, ANCHORS = "neg-SFT + GRPO, no anchors", "neg-SFT + anchor GRPO"
 ALPHA = 0.05
 #: the target: at least this relative collision reduction against SFT
 TARGET_REDUCTION = 0.30
@@ -66,34 +67,57 @@ def target_check(summary: dict[str, Any], tests: list[dict[str, Any]]) -> list[s
 
 
 def anchors_answer(result: dict[str, Any]) -> list[str]:
-    """Anchor GRPO against GRPO without anchors under every condition, with the share of
-    groups whose samples all scored alike (no signal without anchors)."""
-    rows = list(result["summary"])
-    flat = result.get("grpo_flat", {})
-    lines = ["| condition | collision: anchors - none | p (t / flip) | PDMS: anchors - none | "
-             "p (t / flip) | flat groups, anchors | flat groups, none |",
-             "|---|---|---|---|---|---|---|"]
-    any_row = False
-    for r in rows:
-        if not r.startswith("neg-SFT + GRPO, no anchors"):
+    """Anchor GRPO against GRPO without anchors under every condition, with Holm's adjustment
+    over the whole family (both metrics, every condition; each test's most conservative p)
+    and the share of groups whose samples all scored alike (no signal without anchors)."""
+    from cfpair.train.stats import holm
+
+    found = []
+    for r in result["summary"]:
+        if not r.startswith(NO_ANCHORS):
             continue
-        twin = r.replace("neg-SFT + GRPO, no anchors", "neg-SFT + anchor GRPO")
+        twin = r.replace(NO_ANCHORS, ANCHORS)
         tc = find(result["tests"], r, twin, "collision_rate")
         tp = find(result["tests"], r, twin, "pdms")
-        if tc is None or tp is None:
-            continue
-        any_row = True
-        cond = r[len("neg-SFT + GRPO, no anchors"):].strip(" []") or "as configured (G8)"
+        if tc is not None and tp is not None:
+            found.append((r, twin, tc, tp))
+    if not found:
+        return []
+    adj = holm([p_max(t) for _, _, tc, tp in found for t in (tc, tp)])
+    flat = result.get("grpo_flat", {})
+    lines = ["| condition | collision: anchors - none | p (t / flip) | PDMS: anchors - none | "
+             "p (t / flip) | Holm p (collision / PDMS) | flat groups |",
+             "|---|---|---|---|---|---|---|"]
+    for k, (r, twin, tc, tp) in enumerate(found):
+        cond = r[len(NO_ANCHORS):].strip(" []") or "as configured (G8)"
         lines.append(f"| {cond} | {_f(tc['mean_diff'])} | {_p(tc['p_t'])} / "
                      f"{_p(tc['p_sign_flip'])} | {_f(tp['mean_diff'])} | {_p(tp['p_t'])} / "
-                     f"{_p(tp['p_sign_flip'])} | {_f(flat.get(twin), 2)} | "
-                     f"{_f(flat.get(r), 2)} |")
-    if not any_row:
-        return []
+                     f"{_p(tp['p_sign_flip'])} | {_p(adj[2 * k])} / {_p(adj[2 * k + 1])} | "
+                     f"{_f(flat.get(twin), 2)} / {_f(flat.get(r), 2)} |")
     return ["Anchors against no anchors (neg-SFT + GRPO, same base, seed and steps; negative "
-            "collision and positive PDMS differences favour the anchors; 'flat groups' = "
-            "share of GRPO groups whose on-policy samples all got the same reward):", "",
-            *lines, ""]
+            "collision and positive PDMS differences favour the anchors; Holm p: adjusted over "
+            f"the {len(adj)} tests of this table, from each test's largest of its t, sign-flip "
+            "and Wilcoxon p; flat groups = share of GRPO groups whose on-policy samples all "
+            "got the same reward, with / without anchors):", "", *lines, ""]
+
+
+def merged(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rows, tests and flat shares of several results of the same scene and training
+    seeds in one (a row run twice -- e.g. the configured condition -- must agree)."""
+    keys = [[(r["scene_seed"], r["train_seed"]) for r in res["runs"]] for res in results]
+    if any(k != keys[0] for k in keys):
+        raise SystemExit("error: the results were not run on the same scene and training "
+                         "seeds; they cannot be merged")
+    out: dict[str, Any] = {"summary": {}, "tests": [], "grpo_flat": {}}
+    for res in results:
+        for row, m in res["summary"].items():
+            if row in out["summary"] and out["summary"][row] != m:
+                raise SystemExit(f"error: row {row!r} differs between the results")
+            out["summary"][row] = m
+        out["grpo_flat"].update(res.get("grpo_flat", {}))
+        have = {(t["a"], t["b"], t["metric"]) for t in out["tests"]}
+        out["tests"] += [t for t in res["tests"] if (t["a"], t["b"], t["metric"]) not in have]
+    return out
 
 
 def _table(summary: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
@@ -188,19 +212,24 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Re-write OUT/ablation.md from OUT/ablation.json (``python ablation_report.py OUT``)."""
+    """``ablation_report.py OUT``: re-write OUT/ablation.md from OUT/ablation.json;
+    ``ablation_report.py OUT1 OUT2 ...``: print the anchors' table of several results of the
+    same seeds merged (one Holm family)."""
     import json
     import sys
     from pathlib import Path
 
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: ablation_report.py OUT (the folder holding ablation.json)",
+    if not args:
+        print("usage: ablation_report.py OUT [OUT ...] (folders holding ablation.json)",
               file=sys.stderr)
         return 2
-    out = Path(args[0])
-    md = markdown(json.loads((out / "ablation.json").read_text()))
-    (out / "ablation.md").write_text(md)
+    results = [json.loads((Path(a) / "ablation.json").read_text()) for a in args]
+    if len(results) > 1:
+        print("\n".join(anchors_answer(merged(results))))
+        return 0
+    md = markdown(results[0])
+    (Path(args[0]) / "ablation.md").write_text(md)
     print(md)
     return 0
 

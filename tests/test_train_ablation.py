@@ -171,7 +171,28 @@ def test_anchors_answer_rows(report) -> None:
                         _test(f"{none} [G2]", f"{anc} [G2]", "pdms", 0.04, 0.01)],
               "grpo_flat": {anc: 0.1, none: 0.2, f"{anc} [G2]": 0.5, f"{none} [G2]": 0.6}}
     rows = [line for line in report.anchors_answer(result) if line.startswith("| ")][1:]
+    # Holm over the 4 p values 0.5, 0.3, 0.02, 0.01: 0.01 -> 0.04, 0.02 -> 0.06, 0.3 -> 0.6,
+    # 0.5 -> max(0.6, 0.5) = 0.6
     assert rows == ["| as configured (G8) | -0.010 | 0.500 / 0.500 | 0.020 | 0.300 / 0.300 | "
-                    "0.10 | 0.20 |",
-                    "| G2 | -0.050 | 0.020 / 0.020 | 0.040 | 0.010 / 0.010 | 0.50 | 0.60 |"]
+                    "0.600 / 0.600 | 0.10 / 0.20 |",
+                    "| G2 | -0.050 | 0.020 / 0.020 | 0.040 | 0.010 / 0.010 | 0.060 / 0.040 | "
+                    "0.50 / 0.60 |"]
     assert report.anchors_answer({"summary": {"SFT": {}}, "tests": []}) == []
+
+
+def test_results_merge_only_on_the_same_seeds(report) -> None:
+    none, anc = "neg-SFT + GRPO, no anchors", "neg-SFT + anchor GRPO"
+    runs = [{"scene_seed": 5, "train_seed": t} for t in (0, 1)]
+    one = {"runs": runs, "summary": {none: {"pdms": (0.5, 0.1)}, anc: {"pdms": (0.6, 0.1)}},
+           "tests": [_test(none, anc, "pdms", 0.1, 0.3)], "grpo_flat": {anc: 0.3}}
+    two = {"runs": runs, "summary": {none: {"pdms": (0.5, 0.1)}, f"{anc} [G2]": {}},
+           "tests": [_test(none, anc, "pdms", 0.1, 0.3),
+                     _test(f"{none} [G2]", f"{anc} [G2]", "pdms", 0.2, 0.1)],
+           "grpo_flat": {f"{anc} [G2]": 0.6}}
+    m = report.merged([one, two])
+    assert list(m["summary"]) == [none, anc, f"{anc} [G2]"] and len(m["tests"]) == 2
+    assert m["grpo_flat"] == {anc: 0.3, f"{anc} [G2]": 0.6}
+    with pytest.raises(SystemExit, match="same scene and training seeds"):
+        report.merged([one, {**two, "runs": runs[:1]}])
+    with pytest.raises(SystemExit, match="differs"):
+        report.merged([one, {**two, "summary": {none: {"pdms": (0.4, 0.1)}}}])

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from cfpair.errors import ConfigError
-from cfpair.train.stats import bootstrap_ci, paired_t, paired_test, sign_flip_p
+from cfpair.train.stats import bootstrap_ci, holm, paired_t, paired_test, sign_flip_p
 
 # collision rates of two arms over 6 (scene seed, training seed) runs
 A = [0.30, 0.28, 0.35, 0.25, 0.31, 0.33]
@@ -73,3 +73,22 @@ def test_bad_samples_are_refused() -> None:
         paired_test([1.0], [2.0])
     with pytest.raises(ConfigError, match="finite"):
         sign_flip_p([1.0, np.nan], [1.0, 2.0])
+
+
+def test_holm_by_hand() -> None:
+    # m = 4: sorted 0.01, 0.02, 0.03, 0.5 -> 0.04, max(0.04, 0.06), max(.., 0.06), max(.., 0.5)
+    got = holm([0.03, 0.5, 0.01, 0.02])
+    assert got == pytest.approx([0.06, 0.5, 0.04, 0.06])
+    assert holm([0.4, 0.3]) == pytest.approx([0.6, 0.6])          # monotone step-down
+    assert holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])          # capped at 1
+    nan = holm([0.01, float("nan"), 0.04])                        # nan is not in the family
+    assert nan[0] == pytest.approx(0.02) and np.isnan(nan[1]) and nan[2] == pytest.approx(0.04)
+    assert holm([]).shape == (0,)
+    # Holm never rejects less than Bonferroni and never more than the unadjusted tests
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        p = rng.uniform(0, 0.2, 7)
+        h = holm(p)
+        assert (h >= p - 1e-15).all() and (h <= np.minimum(1, 7 * p) + 1e-15).all()
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        holm([1.5])

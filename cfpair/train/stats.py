@@ -1,6 +1,7 @@
 """Paired significance tests between two ablation arms over matched runs (one observation per
 (data seed, training seed): both arms saw the same scenes and the same seed): paired t-test,
-exact sign-flip permutation test, Wilcoxon signed-rank, and a paired bootstrap interval."""
+exact sign-flip permutation test, Wilcoxon signed-rank, and a paired bootstrap interval; Holm's
+step-down adjustment for a family of tests."""
 
 from __future__ import annotations
 
@@ -102,3 +103,18 @@ def paired_test(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> Pai
     return PairedTest(n=len(d), mean_diff=float(d.mean()), sd_diff=float(d.std(ddof=1)), t=t,
                       p_t=p_t, p_sign_flip=sign_flip_p(a, b), p_wilcoxon=p_w, ci_low=lo,
                       ci_high=hi)
+
+
+def holm(p_values: list[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p values of one family of tests (same order as given; nan
+    stays nan and does not count in the family): the i-th smallest of m becomes
+    max over j <= i of min(1, (m - j + 1) p_(j))."""
+    p = np.asarray(p_values, np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    if (p[ok] < 0).any() or (p[ok] > 1).any():
+        raise ConfigError("p values must lie in [0, 1]")
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return out
