@@ -196,3 +196,25 @@ def test_results_merge_only_on_the_same_seeds(report) -> None:
         report.merged([one, {**two, "runs": runs[:1]}])
     with pytest.raises(SystemExit, match="differs"):
         report.merged([one, {**two, "summary": {none: {"pdms": (0.4, 0.1)}}}])
+
+
+def test_committed_results_are_what_the_reports_and_docs_say(report) -> None:
+    import json
+
+    res = BENCH / "results"
+    for folder in sorted(res.iterdir()):
+        result = json.loads((folder / "ablation.json").read_text())
+        assert report.markdown(result) == (folder / "ablation.md").read_text(), folder.name
+        assert result["config"]["mode"] == "report"
+        assert not set(result["config"]["data_seeds"]) & {0, 100, 101, 102}
+        assert len(result["runs"]) == 9
+    head = json.loads((res / "ablation-report" / "ablation.json").read_text())
+    verdict = report.target_check(head["summary"], head["tests"])[0]
+    assert "-49 % relative" in verdict and "**Met**." in verdict
+    bench = (BENCH.parent / "BENCHMARKS.md").read_text()
+    merged = report.anchors_answer(report.merged([
+        json.loads((res / n / "ablation.json").read_text())
+        for n in ("ablation-report", "ablation-cond", "ablation-cond-g4", "ablation-cond-sparse")]))
+    for line in merged:
+        if line.startswith("| "):
+            assert line in bench
