@@ -18,7 +18,8 @@ training seed) run; every arm of a run saw the same scenes and seed, so arms are
 paired tests over the runs (paired t, exact sign-flip, Wilcoxon, 95 % paired-bootstrap
 interval of the mean difference).
 
-Cross-source evaluation (``--cross``, default ``navsim-format,navsim-samples,nuscenes``): every
+Cross-source evaluation (``--cross``, default ``navsim-format,navsim-samples,nuscenes`` when
+reporting and none when tuning, which may not use them): every
 trained policy is also scored on pairs from other sources (``cross_sources.py``: NAVSIM-format
 logs of their own scene seed, the NAVSIM sample logs, the real nuScenes scenes when
 ``../shared/realdata`` exists), none of which any policy trained on. Their tests over runs
@@ -42,13 +43,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ablation_report import tests_of
 
 TUNE_SEEDS = (100, 101, 102)
 #: scene seeds the trainer's settings were tuned on before the tuning seeds were reserved
 #: (scene seed 0, the generator's default, in the first ablation): never reported either
 TUNED_ON = (0,)
+CROSS_DEFAULT = ("navsim-format", "navsim-samples", "nuscenes")
 REPORT_SEEDS = (5, 6, 7)
-COMPARE_METRICS = ("collision_rate", "pdms", "risk_acc", "lang_acc")
 
 
 def _ints(text: str) -> list[int]:
@@ -84,8 +86,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--conditions", default="",
                     help="GRPO conditions besides the configured one, comma-separated: "
                          "G4, G2, G4-low, G2-low (low = 0.1 m sampling spread)")
-    ap.add_argument("--cross", default="navsim-format,navsim-samples,nuscenes",
-                    help="cross-source evaluation sets, comma-separated ('' = none)")
+    ap.add_argument("--cross", default=None,
+                    help="cross-source evaluation sets, comma-separated ('' = none) [default: "
+                         f"{','.join(CROSS_DEFAULT)} when reporting, none when tuning]")
     ap.add_argument("--navsim-seed", type=int, default=9,
                     help="scene seed of the NAVSIM-format set (disjoint from the others)")
     ap.add_argument("--navsim-scenes", type=int, default=300,
@@ -97,20 +100,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--scoring", default="navsim", help="scoring view of the evaluation")
     ap.add_argument("--title", default="Trainer ablation", help="heading of the Markdown")
     ap.add_argument("--references-only", action="store_true",
-                    help="only (re)compute the non-learned references (logged expert, constant "
-                         "velocity) of an existing OUT/ablation.json and re-write the report")
+                    help="only (re)compute the non-learned references and input statistics of "
+                         "an existing OUT/ablation.json (needs its OUT/data and OUT/cross) and "
+                         "re-write the report")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     return ap.parse_args(argv)
 
 
+def cross_sets(args: argparse.Namespace) -> list[str]:
+    """The cross-source sets of this run: all of them when reporting, none when tuning (a
+    tuning run must not look at any scene that is reported)."""
+    if args.cross is None:
+        return [] if args.mode == "tune" else list(CROSS_DEFAULT)
+    return [c.strip() for c in args.cross.split(",") if c.strip()]
+
+
 def check_seeds(args: argparse.Namespace) -> list[int]:
-    """The scene seeds of this run; report seeds overlapping the tuning seeds are refused."""
+    """The scene seeds of this run. Refused: reporting on a tuning seed (or on scene seed 0,
+    whatever ``--tune-seeds`` says), tuning on a reporting seed or the NAVSIM-format seed,
+    cross-source sets in a tuning run, a NAVSIM-format seed shared with any other seed."""
     seeds = args.data_seeds or list(REPORT_SEEDS if args.mode == "report" else TUNE_SEEDS)
-    if args.mode == "report" and set(seeds) & set(args.tune_seeds):
-        raise SystemExit(f"error: scene seeds {sorted(set(seeds) & set(args.tune_seeds))} are "
-                         f"tuning seeds; a reported run needs scenes never used for tuning")
-    cross = [c for c in args.cross.split(",") if c.strip()]
-    if "navsim-format" in cross and args.navsim_seed in set(seeds) | set(args.tune_seeds):
+    tuned = set(args.tune_seeds) | set(TUNED_ON)
+    if args.mode == "report" and set(seeds) & tuned:
+        raise SystemExit(f"error: scene seeds {sorted(set(seeds) & tuned)} are tuning seeds; a "
+                         f"reported run needs scenes never used for tuning")
+    reported = set(REPORT_SEEDS) | {args.navsim_seed}
+    if args.mode == "tune" and set(seeds) & reported:
+        raise SystemExit(f"error: scene seeds {sorted(set(seeds) & reported)} are reported "
+                         f"(or the NAVSIM-format set's); tuning must not see them")
+    cross = cross_sets(args)
+    if args.mode == "tune" and cross:
+        raise SystemExit("error: --cross in a tuning run: the cross-source sets are reported "
+                         "sets; tune on the validation split only")
+    if "navsim-format" in cross and args.navsim_seed in set(seeds) | tuned:
         raise SystemExit(f"error: --navsim-seed {args.navsim_seed} is also a tuning or reported "
                          "scene seed; the cross-source set needs scenes of its own")
     if len(set(seeds)) != len(seeds) or len(set(args.train_seeds)) != len(args.train_seeds):
@@ -131,36 +153,6 @@ def generate(out: Path, scene_seed: int, args: argparse.Namespace) -> Path:
                          seed=args.candidate_seed, n_candidates=args.candidates,
                          workers=args.workers, shard_size=64)
     run(cfg)
-    return out
-
-
-def comparisons(rows: list[str]) -> list[tuple[str, str]]:
-    """(a, b) pairs tested as b - a: every arm against SFT, what GRPO adds to neg-SFT, and the
-    anchors' question (anchor GRPO against GRPO without anchors, per condition)."""
-    pairs = [("SFT", r) for r in rows if r != "SFT"]
-    for r in rows:
-        if r.startswith("neg-SFT + ") and ("neg-SFT", r) not in pairs:
-            pairs.append(("neg-SFT", r))
-        if r.startswith("neg-SFT + GRPO, no anchors"):
-            twin = r.replace("neg-SFT + GRPO, no anchors", "neg-SFT + anchor GRPO")
-            if twin in rows:
-                pairs.append((r, twin))
-    return [(a, b) for a, b in pairs if a in rows and b in rows]
-
-
-def tests_of(per_run: list[dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
-    """Paired tests of every comparison and metric over the runs (one {row: metrics} a run)."""
-    from cfpair.train.stats import paired_test
-
-    rows = list(per_run[0])
-    out = []
-    for a, b in comparisons(rows):
-        for metric in COMPARE_METRICS:
-            xa = [m[a][metric] for m in per_run]
-            xb = [m[b][metric] for m in per_run]
-            if not np.isfinite(xa + xb).all():
-                continue
-            out.append({"a": a, "b": b, "metric": metric, **paired_test(xa, xb).as_dict()})
     return out
 
 
@@ -196,6 +188,51 @@ def commit() -> str | None:
     return p.stdout.strip() or None
 
 
+def one_run(split: Any, ds: int, ts: int, dev: Any, cfg: Any, arms: tuple[str, ...],
+            conds: tuple[str, ...], cross: dict[str, Any], scoring: str) -> dict[str, Any]:
+    """Every arm of one (scene seed, training seed): held-out and cross-source metrics, and
+    the GRPO arms' mean share of flat groups (None for a GRPO stage of 0 steps)."""
+    from cfpair.train.evaluate import evaluate
+    from cfpair.train.run import arm_models
+
+    run: dict[str, Any] = {"scene_seed": ds, "train_seed": ts, "metrics": {},
+                           "cross": {n: {} for n in cross}, "grpo_flat": {}}
+    for row, model, log in arm_models(split, ts, dev, cfg, arms, conds):
+        run["metrics"][row] = evaluate(model, split.held_b, split.held_s, dev, split.majority,
+                                       scoring).as_dict()
+        for name, (b, sc) in cross.items():
+            run["cross"][name][row] = evaluate(model, b, sc, dev, split.majority,
+                                               scoring).as_dict()
+        if log is not None:
+            run["grpo_flat"][row] = float(np.mean(log.flat)) if log.flat else None
+    return run
+
+
+def resume_argv(args: argparse.Namespace) -> dict[str, Any]:
+    """The options that decide a run's numbers (not its title, output or thread count)."""
+    skip = {"title", "out", "threads", "references_only"}
+    return {k: v for k, v in sorted(vars(args).items()) if k not in skip}
+
+
+def write_atomic(path: Path, obj: Any) -> None:
+    """JSON to ``path`` through a temporary file and a rename (never half-written)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(plain(obj), allow_nan=False))
+    tmp.replace(path)
+
+
+def load_partial(path: Path, key: Any) -> dict[tuple[int, int], dict[str, Any]]:
+    """The runs an interrupted ablation with the same code and options finished (empty when
+    there is none, or it was made by other code or options)."""
+    try:
+        got = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(got, dict) or got.get("key") != key:
+        return {}
+    return {(r["scene_seed"], r["train_seed"]): r for r in got.get("runs", [])}
+
+
 def summary_of(per_run: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
     """Mean and std over runs of every metric of every row."""
     from cfpair.train.evaluate import Metrics
@@ -205,9 +242,12 @@ def summary_of(per_run: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
 
 
 def add_references(result: dict[str, Any], out: Path) -> None:
-    """The non-learned references (``cfpair.train.evaluate.references``) of every scene seed's
-    evaluated pairs and of every cross-source set, into ``result`` (they depend on the data
-    only, not on a training seed)."""
+    """The non-learned references (``cfpair.train.evaluate.references``) and the input
+    statistics (``cross_sources.input_stats``) of every scene seed's training and evaluated
+    pairs and of every cross-source set, into ``result`` (they depend on the data only, not on
+    a training seed), with the commit that computed them. Needs OUT/data and OUT/cross."""
+    from cross_sources import input_stats
+
     from cfpair.records.shards import load_records
     from cfpair.train.data import encode
     from cfpair.train.evaluate import references
@@ -219,9 +259,14 @@ def add_references(result: dict[str, Any], out: Path) -> None:
         split = load_split(out / "data" / f"scene-seed-{d['scene_seed']}",
                            tuning=c["mode"] == "tune", val_share=c.get("val_share", 0.2))
         d["references"] = references(split.held_b, split.held_s, c["scoring"])
+        d["inputs"] = {"train": input_stats(split.train_b), "evaluated": input_stats(split.held_b)}
     for cs in result.get("cross", []):
         recs = load_records(out / "cross" / cs["name"])
-        cs["references"] = references(encode(recs), Scorer(recs), c["scoring"])
+        b = encode(recs)
+        cs["references"] = references(b, Scorer(recs), c["scoring"])
+        cs["inputs"] = input_stats(b)
+    result["references_commit"] = commit()
+    result.setdefault("tree_dirty", None)
 
 
 def write_report(result: dict[str, Any], out: Path) -> str:
@@ -249,8 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     from cfpair.errors import CfpairError
     from cfpair.records.shards import load_records
     from cfpair.train.data import encode
-    from cfpair.train.evaluate import evaluate
-    from cfpair.train.run import ARMS, TrainConfig, arm_models, load_split, pick_device
+    from cfpair.train.run import ARMS, TrainConfig, load_split, pick_device
     from cfpair.train.scoring import Scorer
 
     code = commit()   # the code that runs: HEAD now, not when the run ends
@@ -265,14 +309,17 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     runs, data, cross_info = [], [], []
     try:
-        sets, notes = prepare(args.out / "cross", [c.strip() for c in args.cross.split(",")
-                                                   if c.strip()], args.navsim_seed,
+        sets, notes = prepare(args.out / "cross", cross_sets(args), args.navsim_seed,
                               args.navsim_scenes, args.candidate_seed, args.candidates)
         cross = {}
         for cs in sets:
             recs = load_records(cs.folder)
             cross[cs.name] = (encode(recs), Scorer(recs))
             cross_info.append({"name": cs.name, "what": cs.what, "pairs": len(recs)})
+        partial = args.out / "ablation.partial.json"
+        key = plain({"commit": code, "dirty": dirty, "argv": resume_argv(args), "arms": arms,
+                     "conditions": conds, "cross": [c["name"] for c in cross_info]})
+        done = load_partial(partial, key)
         for ds in seeds:
             folder = generate(args.out / "data" / f"scene-seed-{ds}", ds, args)
             split = load_split(folder, tuning=args.mode == "tune", val_share=args.val_share)
@@ -280,17 +327,13 @@ def main(argv: list[str] | None = None) -> int:
                          "eval_pairs": len(split.held)})
             for ts in args.train_seeds:
                 t1 = time.perf_counter()
-                run: dict[str, Any] = {"scene_seed": ds, "train_seed": ts, "metrics": {},
-                                       "cross": {n: {} for n in cross}, "grpo_flat": {}}
-                for row, model, log in arm_models(split, ts, dev, cfg, arms, conds):
-                    run["metrics"][row] = evaluate(model, split.held_b, split.held_s, dev,
-                                                   split.majority, args.scoring).as_dict()
-                    for name, (b, sc) in cross.items():
-                        run["cross"][name][row] = evaluate(model, b, sc, dev, split.majority,
-                                                           args.scoring).as_dict()
-                    if log is not None:
-                        run["grpo_flat"][row] = float(np.mean(log.flat)) if log.flat else 0.0
-                runs.append(run)
+                if (ds, ts) in done:
+                    runs.append(done[(ds, ts)])
+                    print(f"scene seed {ds}, training seed {ts}: re-used from {partial.name}",
+                          flush=True)
+                    continue
+                runs.append(one_run(split, ds, ts, dev, cfg, arms, conds, cross, args.scoring))
+                write_atomic(partial, {"key": key, "runs": runs})
                 print(f"scene seed {ds}, training seed {ts}: {time.perf_counter() - t1:.0f} s",
                       flush=True)
     except CfpairError as exc:
@@ -313,8 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         "commit": code, "tree_dirty": dirty, "platform": platform.platform(),
         "wall_s": time.perf_counter() - t0,
         "data": data, "runs": runs, "summary": summary_of(held), "tests": tests_of(held),
-        "grpo_flat": {row: float(np.mean([r["grpo_flat"][row] for r in runs]))
-                      for row in runs[0]["grpo_flat"]},
+        "grpo_flat": {row: (float(np.mean(v)) if all(x is not None for x in v) else None)
+                      for row in runs[0]["grpo_flat"]
+                      for v in [[r["grpo_flat"][row] for r in runs]]},
         "cross": [{**info, "summary": summary_of([r["cross"][info["name"]] for r in runs]),
                    "tests": tests_of([r["cross"][info["name"]] for r in runs])}
                   for info in cross_info],

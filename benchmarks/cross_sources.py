@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "examples" / "data" / "navsim"
@@ -61,6 +64,30 @@ def write_navsim_format(root: Path, scene_seed: int, n_scenes: int) -> Path:
     return root
 
 
+def n_scenarios(folder: Path) -> int:
+    """Distinct scenarios among the pairs of ``folder``."""
+    from cfpair.records.shards import load_records
+
+    return len({r.provenance.scenario_id for r in load_records(folder)})
+
+
+def input_stats(batch: Any) -> dict[str, Any]:
+    """What the policy sees, summarised (to explain a transfer, or its absence): the anchor
+    speed, road users in view (of the 8 encoded), the drivable share of the raster, the
+    driving commands."""
+    from cfpair.train.data import COMMANDS
+
+    n = len(batch)
+    if not n:
+        return {"n": 0}
+    cmd = np.bincount(batch.command, minlength=len(COMMANDS))
+    return {"n": n, "speed_mps": float(batch.ego[:, 0].mean()),
+            "speed_sd_mps": float(batch.ego[:, 0].std()),
+            "road_users_in_view": float(batch.agent_mask.sum(1).mean()),
+            "drivable_share": float(batch.raster[:, 0].mean()),
+            "commands": {c: int(k) for c, k in zip(COMMANDS, cmd, strict=True)}}
+
+
 def _generate(out: Path, source: str, root: Path, candidate_seed: int, candidates: int,
               splits: tuple[str, ...] = ()) -> Path:
     from cfpair.config import GenerateConfig
@@ -93,7 +120,8 @@ def prepare(out: Path, names: list[str], navsim_seed: int, navsim_scenes: int,
                              "evaluated")
                 continue
             folder = _generate(out / name, "scenarionet", root, candidate_seed, candidates)
-            what = "8 real nuScenes-mini scenes (ScenarioNet layout, ../shared/realdata)"
+            what = (f"{n_scenarios(folder)} real scenes in ScenarioNet's layout "
+                    f"({root.parent.name}/{root.name})")
         else:
             raise SystemExit(f"error: unknown cross-source set {name!r}; expected one of "
                              f"{', '.join(SETS)}")

@@ -8,7 +8,14 @@ import pytest
 from scipy import stats
 
 from cfpair.errors import ConfigError
-from cfpair.train.stats import bootstrap_ci, holm, paired_t, paired_test, sign_flip_p
+from cfpair.train.stats import (
+    bootstrap_ci,
+    holm,
+    margin_p,
+    paired_t,
+    paired_test,
+    sign_flip_p,
+)
 
 # collision rates of two arms over 6 (scene seed, training seed) runs
 A = [0.30, 0.28, 0.35, 0.25, 0.31, 0.33]
@@ -92,3 +99,18 @@ def test_holm_by_hand() -> None:
         assert (h >= p - 1e-15).all() and (h <= np.minimum(1, 7 * p) + 1e-15).all()
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
         holm([1.5])
+
+
+def test_margin_p_by_hand_and_against_scipy() -> None:
+    a = [0.30, 0.25, 0.20, 0.28]
+    b = [0.10, 0.12, 0.09, 0.15]
+    d = np.subtract(b, 0.7 * np.asarray(a))
+    t = d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))
+    assert margin_p(a, b, 0.7) == pytest.approx(stats.t.cdf(t, len(d) - 1))
+    assert margin_p(a, b, 0.7) == pytest.approx(
+        stats.ttest_1samp(d, 0.0, alternative="less").pvalue)
+    assert margin_p(a, b, 0.7) < 0.05                      # well past a 30 % cut
+    assert margin_p(a, [0.27, 0.2, 0.19, 0.26], 0.7) > 0.5  # a 5-10 % cut is not 30 %
+    assert margin_p([1.0, 1.0], [0.7, 0.7], 0.7) == 1.0     # exactly on the margin
+    with pytest.raises(ConfigError):
+        margin_p([0.1], [0.1], 0.7)

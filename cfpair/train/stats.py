@@ -118,3 +118,14 @@ def holm(p_values: list[float] | np.ndarray) -> np.ndarray:
     m = len(order)
     out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
     return out
+
+
+def margin_p(a: np.ndarray | list[float], b: np.ndarray | list[float], ratio: float) -> float:
+    """One-sided paired t p of "b is below ``ratio`` x a" (H1: mean(b - ratio a) < 0), e.g.
+    ratio 0.7 for "b has at least 30 % fewer collisions than a". nan when every difference is
+    equal and not 0 (the t test is undefined); 1 when all are 0."""
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    d = _diffs(ratio * x, y)
+    if float(d.std(ddof=1)) == 0.0:
+        return 1.0 if d.mean() >= 0 else math.nan
+    return float(stats.ttest_1samp(d, 0.0, alternative="less").pvalue)
