@@ -140,26 +140,47 @@ def _summary(c_sft: float, c_arm: float, p_sft: float, p_arm: float) -> dict:
             "neg-SFT + anchor GRPO": {"collision_rate": (c_arm, 0.0), "pdms": (p_arm, 0.0)}}
 
 
+def _check(report, summary: dict, tests: list, runs: list | None = None) -> str:
+    return report.target_check({"summary": summary, "tests": tests, "runs": runs or []})[0]
+
+
 def test_target_check_verdicts(report) -> None:
     a, b = "SFT", "neg-SFT + anchor GRPO"
-    met = report.target_check(_summary(0.40, 0.20, 0.50, 0.55),
-                              [_test(a, b, "collision_rate", -0.2, 0.004),
-                               _test(a, b, "pdms", 0.05, 0.01)])
-    assert "-50 % relative" in met[0] and "**Met**." in met[0]
-    small = report.target_check(_summary(0.40, 0.32, 0.50, 0.55),
-                                [_test(a, b, "collision_rate", -0.08, 0.004),
-                                 _test(a, b, "pdms", 0.05, 0.01)])
-    assert "**Not met**: the reduction is under 30 %." in small[0]
-    worse = report.target_check(_summary(0.40, 0.20, 0.50, 0.40),
-                                [_test(a, b, "collision_rate", -0.2, 0.2),
-                                 _test(a, b, "pdms", -0.1, 0.01)])
-    assert "not significant" in worse[0] and "PDMS is significantly lower" in worse[0]
+    # runs: 2 scene seeds x 2 training seeds, the arm at about half of SFT's collisions
+    def run(ds: int, ts: int, c_sft: float, c_arm: float) -> dict:
+        return {"scene_seed": ds, "train_seed": ts, "metrics": {
+            r: {"collision_rate": c, "pdms": 0.5, "risk_acc": 0.5, "lang_acc": 0.5}
+            for r, c in ((a, c_sft), (b, c_arm))}}
+    runs = [run(5, 0, 0.40, 0.20), run(5, 1, 0.42, 0.19), run(6, 0, 0.38, 0.21),
+            run(6, 1, 0.41, 0.18)]
+    good = [_test(a, b, "collision_rate", -0.2, 0.004), _test(a, b, "pdms", 0.05, 0.01)]
+    met = _check(report, _summary(0.40, 0.20, 0.50, 0.55), good, runs)
+    assert "-50 % relative" in met and "**Met**." in met
+    assert "Over the 4 runs" in met and "Over the 2 scene-seed means" in met
+    assert "the smallest sign-flip p of 2 is 0.500" in met
+    # the margin is tested, not only the point estimate: runs barely past 30 % fail it
+    close = [run(5, 0, 0.40, 0.30), run(5, 1, 0.40, 0.25), run(6, 0, 0.40, 0.29),
+             run(6, 1, 0.40, 0.26)]
+    near = _check(report, _summary(0.40, 0.275, 0.50, 0.55), good, close)
+    assert "-31 % relative" in near and "**Not met**: not significant" in near
+    small = _check(report, _summary(0.40, 0.32, 0.50, 0.55),
+                   [_test(a, b, "collision_rate", -0.08, 0.004), good[1]], runs)
+    assert "**Not met**: the reduction is under 30 %." in small
+    worse = _check(report, _summary(0.40, 0.20, 0.50, 0.40),
+                   [_test(a, b, "collision_rate", -0.2, 0.2), _test(a, b, "pdms", -0.1, 0.01)],
+                   runs)
+    assert "not significant" in worse and "PDMS is significantly lower" in worse
     # a lower PDMS that is not significant does not fail the "not lower" part
-    noisy = report.target_check(_summary(0.40, 0.20, 0.50, 0.49),
-                                [_test(a, b, "collision_rate", -0.2, 0.004),
-                                 _test(a, b, "pdms", -0.01, 0.4)])
-    assert "**Met**." in noisy[0]
-    assert "not run" in report.target_check({"SFT": {}}, [])[0]
+    noisy = _check(report, _summary(0.40, 0.20, 0.50, 0.49),
+                   [good[0], _test(a, b, "pdms", -0.01, 0.4)], runs)
+    assert "**Met**." in noisy
+    # SFT without collisions (or a metric lost to JSON null): no reduction to speak of
+    none = _check(report, _summary(0.0, 0.0, 0.5, 0.5), good, runs)
+    assert "n/a relative" in none and "the reduction is under 30 %" in none
+    nulls = _check(report, {a: {"collision_rate": (None, None), "pdms": (0.5, 0.0)},
+                            b: {"collision_rate": (0.1, 0.0), "pdms": (0.5, 0.0)}}, good)
+    assert "**Not met**" in nulls
+    assert "not run" in report.target_check({"summary": {"SFT": {}}, "tests": []})[0]
 
 
 def test_anchors_answer_rows(report) -> None:
@@ -173,10 +194,13 @@ def test_anchors_answer_rows(report) -> None:
     rows = [line for line in report.anchors_answer(result) if line.startswith("| ")][1:]
     # Holm over the 4 p values 0.5, 0.3, 0.02, 0.01: 0.01 -> 0.04, 0.02 -> 0.06, 0.3 -> 0.6,
     # 0.5 -> max(0.6, 0.5) = 0.6
-    assert rows == ["| as configured (G8) | -0.010 | 0.500 / 0.500 | 0.020 | 0.300 / 0.300 | "
-                    "0.600 / 0.600 | 0.10 / 0.20 |",
-                    "| G2 | -0.050 | 0.020 / 0.020 | 0.040 | 0.010 / 0.010 | 0.060 / 0.040 | "
-                    "0.50 / 0.60 |"]
+    assert rows == ["| as configured (G8) | -0.010 [-0.020, 0.000] | 0.500 / 0.500 | "
+                    "0.020 [0.010, 0.030] | 0.300 / 0.300 | 0.600 / 0.600 | 0.10 / 0.20 |",
+                    "| G2 | -0.050 [-0.060, -0.040] | 0.020 / 0.020 | 0.040 [0.030, 0.050] | "
+                    "0.010 / 0.010 | 0.060 / 0.040 | 0.50 / 0.60 |"]
+    # the exact tests' floor over 9 runs, times the family size, is stated in the legend
+    assert "smallest p over 9 runs is 0.004, and 4 x that is 0.016" in " ".join(
+        report.anchors_answer(result))
     assert report.anchors_answer({"summary": {"SFT": {}}, "tests": []}) == []
 
 
@@ -209,12 +233,83 @@ def test_committed_results_are_what_the_reports_and_docs_say(report) -> None:
         assert not set(result["config"]["data_seeds"]) & {0, 100, 101, 102}
         assert len(result["runs"]) == 9
     head = json.loads((res / "ablation-report" / "ablation.json").read_text())
-    verdict = report.target_check(head["summary"], head["tests"])[0]
+    verdict = report.target_check(head)[0]
     assert "-49 % relative" in verdict and "**Met**." in verdict
     bench = (BENCH.parent / "BENCHMARKS.md").read_text()
+    assert f"> {verdict}" in bench
+    for row, m in head["summary"].items():   # the main table's collision and PDMS cells
+        cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in ("collision_rate", "pdms")]
+        line = next(x for x in bench.splitlines() if x.startswith("| ") and cells[0] in x
+                    and cells[1] in x)
+        assert line.split(" | ")[0].lstrip("| ").startswith(row.split(",")[0][:3])
+    for cs in head["cross"]:                  # the cross-source rows
+        s = cs["summary"]
+        want = [f"{s[a]['collision_rate'][0]:.3f}" for a in report.HEADLINE]
+        line = next(x for x in bench.splitlines() if x.startswith("| ")
+                    and f"| {cs['pairs']} | {want[0]} | {want[1]} |" in x)
+        assert f"{s['SFT']['pdms'][0]:.3f}" in line
     merged = report.anchors_answer(report.merged([
         json.loads((res / n / "ablation.json").read_text())
         for n in ("ablation-report", "ablation-cond", "ablation-cond-g4", "ablation-cond-sparse")]))
     for line in merged:
         if line.startswith("| "):
             assert line in bench
+
+
+@pytest.fixture(scope="module")
+def harness():
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield importlib.import_module("ablation")
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_seeds_and_sets_that_would_leak_are_refused(harness) -> None:
+    def seeds(*argv: str) -> list[int]:
+        return harness.check_seeds(harness.parse_args([*argv, "--out", "x"]))
+
+    assert seeds() == [5, 6, 7] and seeds("--mode", "tune") == [100, 101, 102]
+    assert harness.cross_sets(harness.parse_args(["--out", "x"])) == list(
+        harness.CROSS_DEFAULT)
+    assert harness.cross_sets(harness.parse_args(["--mode", "tune", "--out", "x"])) == []
+    for argv, msg in ((["--data-seeds", "0", "--tune-seeds", "100"], "tuning seeds"),
+                      (["--data-seeds", "101"], "tuning seeds"),
+                      (["--mode", "tune", "--data-seeds", "6"], "tuning must not see"),
+                      (["--mode", "tune", "--data-seeds", "9"], "tuning must not see"),
+                      (["--mode", "tune", "--cross", "nuscenes"], "--cross in a tuning run"),
+                      (["--navsim-seed", "6"], "scenes of its own"),
+                      (["--data-seeds", "5", "--train-seeds", "0"], "at least 2"),
+                      (["--data-seeds", "5,5"], "repeated seeds")):
+        with pytest.raises(SystemExit, match=msg):
+            seeds(*argv)
+    assert seeds("--navsim-seed", "6", "--cross", "nuscenes") == [5, 6, 7]
+
+
+def test_partial_runs_resume_only_for_the_same_code_and_options(harness, tmp_path) -> None:
+    path = tmp_path / "ablation.partial.json"
+    runs = [{"scene_seed": 5, "train_seed": 0, "metrics": {"SFT": {"pdms": 0.5}}}]
+    key = harness.plain({"commit": "abc", "argv": {"n_scenes": 10}, "arms": ("SFT",)})
+    harness.write_atomic(path, {"key": key, "runs": runs})
+    assert not path.with_suffix(".tmp").exists()
+    assert harness.load_partial(path, key) == {(5, 0): runs[0]}
+    assert harness.load_partial(path, {**key, "commit": "def"}) == {}
+    assert harness.load_partial(tmp_path / "missing.json", key) == {}
+    path.write_text("{not json")
+    assert harness.load_partial(path, key) == {}
+    a = harness.resume_argv(harness.parse_args(["--out", "a", "--title", "x", "--threads", "2"]))
+    b = harness.resume_argv(harness.parse_args(["--out", "b"]))
+    assert a == b and "out" not in a
+    assert a != harness.resume_argv(harness.parse_args(["--out", "a", "--scale", "0.5"]))
+
+
+def test_input_stats_by_hand(split, harness) -> None:
+    from cross_sources import input_stats
+
+    b = split.train_b
+    s = input_stats(b)
+    assert s["n"] == len(b) and sum(s["commands"].values()) == len(b)
+    assert s["speed_mps"] == pytest.approx(float(b.ego[:, 0].mean()))
+    assert s["road_users_in_view"] == pytest.approx(float(b.agent_mask.sum(1).mean()))
+    assert 0.0 < s["drivable_share"] < 1.0
+    assert input_stats(b.take(np.array([], int))) == {"n": 0}

@@ -100,14 +100,14 @@ def _harness(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_ablation_harness_end_to_end(tmp_path: Path) -> None:
     arms = "SFT;neg-SFT;neg-SFT + anchor GRPO;neg-SFT + GRPO, no anchors"
-    p = _harness("--mode", "tune", "--data-seeds", "100", "--train-seeds", "0,1",
-                 "--n-scenes", "24", "--candidates", "16", "--scale", "0.005", "--arms", arms,
-                 "--conditions", "G2-low", "--val-share", "0.3", "--cross", "navsim-samples",
-                 "--out", str(tmp_path))
+    argv = ("--mode", "report", "--data-seeds", "5", "--train-seeds", "0,1",
+            "--n-scenes", "24", "--candidates", "16", "--scale", "0.005", "--arms", arms,
+            "--conditions", "G2-low", "--cross", "navsim-samples", "--out", str(tmp_path))
+    p = _harness(*argv)
     assert p.returncode == 0, p.stderr
     res = json.loads((tmp_path / "ablation.json").read_text())
-    assert res["config"]["data_seeds"] == [100] and res["evaluated_on"].startswith("validation")
-    assert [(r["scene_seed"], r["train_seed"]) for r in res["runs"]] == [(100, 0), (100, 1)]
+    assert res["config"]["data_seeds"] == [5] and res["evaluated_on"].startswith("held-out")
+    assert [(r["scene_seed"], r["train_seed"]) for r in res["runs"]] == [(5, 0), (5, 1)]
     rows = set(res["summary"])
     assert rows == {"SFT", "neg-SFT", "neg-SFT + anchor GRPO", "neg-SFT + GRPO, no anchors",
                     "neg-SFT + anchor GRPO [G2-low]", "neg-SFT + GRPO, no anchors [G2-low]"}
@@ -123,7 +123,7 @@ def test_ablation_harness_end_to_end(tmp_path: Path) -> None:
     assert anchors[0]["mean_diff"] == pytest.approx(np.mean(np.subtract(xb, xa)))
     md = (tmp_path / "ablation.md").read_text()
     assert "| SFT | neg-SFT + anchor GRPO | collision_rate |" in md and "lang_majority" in md
-    assert (tmp_path / "data" / "scene-seed-100" / "manifest.json").is_file()
+    assert (tmp_path / "data" / "scene-seed-5" / "manifest.json").is_file()
     # every policy is also scored on the cross-source set, and the references are there
     (cs,) = res["cross"]
     assert cs["name"] == "navsim-samples" and cs["pairs"] > 0
@@ -142,6 +142,18 @@ def test_ablation_harness_end_to_end(tmp_path: Path) -> None:
     r2 = _harness("--references-only", "--out", str(tmp_path))
     assert r2.returncode == 0, r2.stderr
     assert (tmp_path / "ablation.md").read_text() == before
+    # the same command again resumes every run from the partial file, same numbers
+    again = _harness(*argv)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("re-used from ablation.partial.json") == 2
+    assert json.loads((tmp_path / "ablation.json").read_text())["runs"] == res["runs"]
+    # tuning reads a validation split carved from train, and no cross-source set
+    t = _harness("--mode", "tune", "--data-seeds", "100", "--train-seeds", "0,1",
+                 "--n-scenes", "24", "--candidates", "16", "--scale", "0.005", "--arms",
+                 "SFT;neg-SFT", "--val-share", "0.3", "--out", str(tmp_path / "t"))
+    assert t.returncode == 0, t.stderr
+    tres = json.loads((tmp_path / "t" / "ablation.json").read_text())
+    assert tres["evaluated_on"].startswith("validation") and tres["cross"] == []
     # a reported run on a tuning seed is refused before anything is generated
     q = _harness("--mode", "report", "--data-seeds", "5,100", "--out", str(tmp_path / "r"))
     assert q.returncode != 0 and "tuning seeds" in q.stderr
