@@ -45,12 +45,9 @@ from typing import Any
 import numpy as np
 from ablation_report import tests_of
 
-TUNE_SEEDS = (100, 101, 102)
-#: scene seeds the trainer's settings were tuned on before the tuning seeds were reserved
-#: (scene seed 0, the generator's default, in the first ablation): never reported either
-TUNED_ON = (0,)
+from cfpair.train.seeds import NAVSIM_FORMAT_SEED, REPORT_SEEDS, TUNE_SEEDS, TUNED_ON
+
 CROSS_DEFAULT = ("navsim-format", "navsim-samples", "nuscenes")
-REPORT_SEEDS = (5, 6, 7)
 
 
 def _ints(text: str) -> list[int]:
@@ -89,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--cross", default=None,
                     help="cross-source evaluation sets, comma-separated ('' = none) [default: "
                          f"{','.join(CROSS_DEFAULT)} when reporting, none when tuning]")
-    ap.add_argument("--navsim-seed", type=int, default=9,
+    ap.add_argument("--navsim-seed", type=int, default=NAVSIM_FORMAT_SEED,
                     help="scene seed of the NAVSIM-format set (disjoint from the others)")
     ap.add_argument("--navsim-scenes", type=int, default=300,
                     help="synthetic scenes written as NAVSIM-format logs")

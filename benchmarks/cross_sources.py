@@ -11,7 +11,8 @@ never saw, from other loaders and other data.
   ``../shared/realdata/scenarionet`` (skipped, and said so, when that folder is absent): real
   logs, real maps, real road users -- the transfer that matters.
 
-Every set is evaluated whole (all its splits): no policy trained on any of it.
+Every set is evaluated whole (every split it has; the sample logs have one, ``mini``): no
+policy trained on any of it.
 """
 
 from __future__ import annotations

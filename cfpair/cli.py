@@ -273,6 +273,7 @@ def train(
     from cfpair import progress
     from cfpair.api import output_folder
     from cfpair.summary import ablation_json, ablation_markdown
+    from cfpair.train.seeds import reported_seed_note
 
     with _errors():
         output_folder(out)
@@ -289,6 +290,9 @@ def train(
             raise CfpairError(f"--seeds: expected comma-separated integers, got {seeds!r}")
         target = Path(ckpt or old_ckpt or Path(out) / "train")
         data = tr.load_split(out)
+        note = reported_seed_note(out)
+        if note:
+            typer.echo(note, err=True)
         dev = tr.pick_device(device)
         typer.echo(f"{len(data.train)} training pairs, {len(data.held)} held-out pairs "
                    f"(scenario-disjoint), device {dev}")

@@ -313,3 +313,29 @@ def test_input_stats_by_hand(split, harness) -> None:
     assert s["road_users_in_view"] == pytest.approx(float(b.agent_mask.sum(1).mean()))
     assert 0.0 < s["drivable_share"] < 1.0
     assert input_stats(b.take(np.array([], int))) == {"n": 0}
+
+
+def test_training_on_a_reported_seed_says_so(tmp_path: Path, small_run: Path) -> None:
+    import json
+
+    from cfpair.train.seeds import reported_seed_note, scene_seed
+
+    def folder(name: str, config: object) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "manifest.json").write_text(json.dumps({"config": config}))
+        return d
+
+    five = folder("five", {"source": "synthetic", "source_options": {"seed": 5}})
+    assert scene_seed(five) == 5 and "scene seed 5 is a reported seed" in reported_seed_note(five)
+    assert "scene seed 9" in reported_seed_note(
+        folder("nine", {"source": "synthetic", "source_options": {"seed": 9}}))
+    assert reported_seed_note(
+        folder("tune", {"source": "synthetic", "source_options": {"seed": 100}})) is None
+    assert scene_seed(folder("real", {"source": "navsim", "source_options": {"seed": 5}})) is None
+    assert scene_seed(folder("odd", ["not", "a", "dict"])) is None
+    assert scene_seed(tmp_path / "missing") is None
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_text("{")
+    assert scene_seed(tmp_path / "bad") is None
+    assert scene_seed(small_run) == 0 and reported_seed_note(small_run) is None
