@@ -29,6 +29,7 @@ from cfpair.train.run import (  # noqa: E402
     load_split,
 )
 from cfpair.train.scoring import Scorer  # noqa: E402
+from cfpair.train.seeds import TUNE_SEEDS  # noqa: E402
 from cfpair.train.sft import SFTConfig  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -229,8 +230,12 @@ def test_committed_results_are_what_the_reports_and_docs_say(report) -> None:
     for folder in sorted(res.iterdir()):
         result = json.loads((folder / "ablation.json").read_text())
         assert report.markdown(result) == (folder / "ablation.md").read_text(), folder.name
-        assert result["config"]["mode"] == "report"
-        assert not set(result["config"]["data_seeds"]) & {0, 100, 101, 102}
+        seeds = set(result["config"]["data_seeds"])
+        if folder.name.startswith("tune-"):   # tuning: validation split, tuning seeds only
+            assert result["config"]["mode"] == "tune" and seeds <= set(TUNE_SEEDS)
+            assert result["cross"] == []
+        else:
+            assert result["config"]["mode"] == "report" and not seeds & {0, *TUNE_SEEDS}
         assert len(result["runs"]) == 9
     head = json.loads((res / "ablation-report" / "ablation.json").read_text())
     verdict = report.target_check(head)[0]
