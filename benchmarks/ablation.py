@@ -164,25 +164,25 @@ def plain(x: Any) -> Any:
     return x
 
 
-def tree_dirty() -> bool | None:
-    """Whether the checkout has uncommitted changes to tracked files (None outside git)."""
+def _git(*args: str) -> str | None:
+    """stdout of a git command run in this checkout (None outside git or when it fails)."""
     try:
-        p = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=10,
+        p = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
                            cwd=Path(__file__).resolve().parent)
     except (OSError, subprocess.SubprocessError):
         return None
-    return bool(p.stdout.strip()) if p.returncode == 0 else None
+    return p.stdout if p.returncode == 0 else None
+
+
+def tree_dirty() -> bool | None:
+    """Whether the checkout has uncommitted changes to tracked files (None outside git)."""
+    out = _git("status", "--porcelain", "--untracked-files=no")
+    return None if out is None else bool(out.strip())
 
 
 def commit() -> str | None:
     """The git commit of the code that ran (None outside a git checkout)."""
-    try:
-        p = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                           cwd=Path(__file__).resolve().parent, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return p.stdout.strip() or None
+    return (_git("rev-parse", "HEAD") or "").strip() or None
 
 
 def one_run(split: Any, ds: int, ts: int, dev: Any, cfg: Any, arms: tuple[str, ...],
@@ -205,6 +205,11 @@ def one_run(split: Any, ds: int, ts: int, dev: Any, cfg: Any, arms: tuple[str, .
     return run
 
 
+def mean_or_none(values: list[float | None]) -> float | None:
+    """The mean, or None when any value is missing (a GRPO stage of 0 steps has no share)."""
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
 def resume_argv(args: argparse.Namespace) -> dict[str, Any]:
     """The options that decide a run's numbers (not its title, output or thread count)."""
     skip = {"title", "out", "threads", "references_only"}
@@ -212,10 +217,10 @@ def resume_argv(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def write_atomic(path: Path, obj: Any) -> None:
-    """JSON to ``path`` through a temporary file and a rename (never half-written)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(plain(obj), allow_nan=False))
-    tmp.replace(path)
+    """Strict JSON to ``path``, never half-written (``records.shards.atomic_write``)."""
+    from cfpair.records.shards import atomic_write
+
+    atomic_write(path, json.dumps(plain(obj), indent=1, allow_nan=False).encode())
 
 
 def load_partial(path: Path, key: Any) -> dict[tuple[int, int], dict[str, Any]]:
@@ -270,9 +275,11 @@ def write_report(result: dict[str, Any], out: Path) -> str:
     """OUT/ablation.json and OUT/ablation.md of ``result``; returns the Markdown."""
     from ablation_report import markdown
 
-    (out / "ablation.json").write_text(json.dumps(plain(result), indent=1, allow_nan=False))
+    from cfpair.records.shards import atomic_write
+
+    write_atomic(out / "ablation.json", result)
     md = markdown(result)
-    (out / "ablation.md").write_text(md)
+    atomic_write(out / "ablation.md", md.encode())
     return md
 
 
@@ -353,9 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         "commit": code, "tree_dirty": dirty, "platform": platform.platform(),
         "wall_s": time.perf_counter() - t0,
         "data": data, "runs": runs, "summary": summary_of(held), "tests": tests_of(held),
-        "grpo_flat": {row: (float(np.mean(v)) if all(x is not None for x in v) else None)
-                      for row in runs[0]["grpo_flat"]
-                      for v in [[r["grpo_flat"][row] for r in runs]]},
+        "grpo_flat": {row: mean_or_none([r["grpo_flat"][row] for r in runs])
+                      for row in runs[0]["grpo_flat"]},
         "cross": [{**info, "summary": summary_of([r["cross"][info["name"]] for r in runs]),
                    "tests": tests_of([r["cross"][info["name"]] for r in runs])}
                   for info in cross_info],
